@@ -1,0 +1,424 @@
+"""Image I/O that never loses data. Every command reads and writes images through here.
+
+Reading gives an :class:`Image`: float32 pixels in [0, 1] (H, W, C) with C = 1 or 3,
+plus everything needed to write the result back the way it came in: alpha (kept
+untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF and ICC.
+EXIF orientation is applied on read and reset to 1 on write, so viewers agree.
+
+Backends: Pillow for 8-bit files (and for validating every file's header), pypng for
+16-bit PNG (Pillow silently truncates 16-bit RGB PNG to 8 bits), tifffile for TIFF.
+Palette images are read as RGB(A) and written back as RGB(A): re-quantising a restored
+photo to 256 colours would throw the restoration away.
+
+Writes are atomic: a temporary file in the target folder, fsync, then ``os.replace``,
+so a killed run never leaves a truncated image behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import png  # pypng
+import tifffile
+from PIL import Image as PILImage
+from PIL import ImageOps, UnidentifiedImageError
+
+from restore_cli.errors import InputError, UsageError
+
+log = logging.getLogger("restore.io")
+
+#: Default decompression-bomb guard: 180 megapixels (a 16k x 11k scan). ``--max-pixels`` raises it.
+DEFAULT_MAX_PIXELS = 180_000_000
+
+#: Suffix -> format name. The suffix decides the format of a written file.
+IMAGE_SUFFIXES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
+FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
+_SUPPORTED = "PNG, JPEG, TIFF, BMP or WebP"
+_EXIF_ORIENTATION = 0x0112
+
+PILImage.MAX_IMAGE_PIXELS = None  # we apply our own, clearer, limit before decoding
+
+
+@dataclasses.dataclass
+class Image:
+    """A decoded image plus what is needed to write it back faithfully.
+
+    pixels: float32 (H, W, C), C = 1 (gray) or 3 (RGB), values in [0, 1].
+    alpha: (H, W) in the file's integer dtype, or None. Restoration never touches it.
+    bit_depth: 8 or 16, the depth the file had (and the one it is written with).
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    format: str = "PNG"
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.pixels.shape[2])
+
+    def with_pixels(self, pixels: np.ndarray) -> Image:
+        """The same file metadata around new pixels (same size and channel count)."""
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if pixels.shape != self.pixels.shape:
+            raise ValueError(f"pixel shape changed: {self.pixels.shape} -> {pixels.shape}")
+        return dataclasses.replace(self, pixels=np.clip(pixels, 0.0, 1.0).astype(np.float32))
+
+
+def display_path(path: object) -> str:
+    """A printable form of any path, also one whose bytes are not valid UTF-8."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def max_value(bit_depth: int) -> int:
+    return (1 << bit_depth) - 1
+
+
+def to_float(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    return array.astype(np.float32) / np.float32(max_value(bit_depth))
+
+
+def to_integer(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """[0, 1] floats -> uint8/uint16 with rounding (the inverse of :func:`to_float`)."""
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    scaled = np.clip(pixels, 0.0, 1.0) * max_value(bit_depth) + 0.5
+    return scaled.astype(dtype)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _check_readable_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputError(path, "no such file") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot access file ({exc.strerror})") from None
+    if path.is_dir():
+        raise InputError(path, "is a directory, not an image file")
+    if st.st_size == 0:
+        raise InputError(path, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise InputError(path, "permission denied")
+
+
+def _png_bit_depth(path: Path) -> int:
+    """The IHDR bit depth byte of a PNG (offset 24)."""
+    with open(path, "rb") as fh:
+        header = fh.read(25)
+    return header[24] if len(header) == 25 else 8
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an (H, W, ...) array."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
+        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
+    }
+    op = ops.get(orientation)
+    return np.ascontiguousarray(op(array)) if op else array
+
+
+def _decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
+    """Pillow image -> (integer array (H, W[, C]), bit depth), palette and odd modes normalised."""
+    mode = im.mode
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode == "PA":
+        im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        im = im.convert("RGB")
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(im)
+        if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
+            raise ValueError("32-bit integer images are not supported")
+        return array.astype(np.uint16), 16
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        raise ValueError(f"unsupported pixel mode {mode!r}")
+    return np.asarray(im), 8
+
+
+def _decode_png16(path: Path) -> np.ndarray:
+    width, height, rows, info = png.Reader(filename=os.fspath(path)).asDirect()
+    planes = info["planes"]
+    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return array.reshape(height, width, planes)
+
+
+def _decode_tiff(path: Path) -> tuple[np.ndarray, int]:
+    array = tifffile.imread(os.fspath(path))
+    if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
+    if array.dtype == np.uint8:
+        return array, 8
+    if array.dtype == np.uint16:
+        return array, 16
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255, 8
+    raise ValueError(f"unsupported TIFF sample type {array.dtype}")
+
+
+def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W[, C]) integer array -> colour (H, W, 1|3) and alpha (H, W) or None."""
+    if array.ndim == 2:
+        return array[:, :, None], None
+    channels = array.shape[2]
+    if channels == 1:
+        return array, None
+    if channels == 2:
+        return array[:, :, :1], array[:, :, 1].copy()
+    if channels == 3:
+        return array, None
+    if channels == 4:
+        return array[:, :, :3], array[:, :, 3].copy()
+    raise ValueError(f"{channels} channels per pixel are not supported")
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
+    """Decode an image file. Raises :class:`InputError` (one line, naming the file) on any problem."""
+    path = Path(path)
+    _check_readable_file(path)
+    try:
+        with PILImage.open(path) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise InputError(
+                    path,
+                    f"image too large: {width}x{height} = {width * height:,} pixels exceeds the "
+                    f"limit of {max_pixels:,} (raise it with --max-pixels)",
+                )
+            fmt = (im.format or "").upper()
+            if fmt == "MPO":
+                fmt = "JPEG"
+            if fmt not in FORMAT_SUFFIX:
+                raise InputError(path, f"unsupported format {im.format or 'unknown'} (use {_SUPPORTED})")
+            exif = im.getexif()
+            orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+            icc = im.info.get("icc_profile")
+            if fmt == "PNG" and _png_bit_depth(path) == 16:
+                array, depth = _decode_png16(path), 16
+            elif fmt == "TIFF":
+                array, depth = _decode_tiff(path)
+            else:
+                im.load()
+                array, depth = _decode_pillow(im)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(path, f"not a recognised image file (expected {_SUPPORTED})") from None
+    except PermissionError:
+        raise InputError(path, "permission denied") from None
+    except MemoryError:
+        raise InputError(path, "not enough memory to decode this image") from None
+    except (OSError, ValueError, SyntaxError, EOFError, png.Error, IndexError, KeyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "truncated" in reason.lower() or isinstance(exc, EOFError):
+            reason = "truncated file (image data ends early)"
+        raise InputError(path, f"corrupt or unreadable image data: {reason}") from None
+    colour, alpha = _split_channels(array)
+    colour, alpha = _orient(colour, orientation), (None if alpha is None else _orient(alpha, orientation))
+    if orientation != 1:
+        exif[_EXIF_ORIENTATION] = 1
+    return Image(
+        pixels=to_float(colour, depth),
+        alpha=alpha,
+        bit_depth=depth,
+        format=fmt,
+        exif=exif.tobytes() if len(exif) else None,
+        icc_profile=icc,
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
+
+    The temporary name starts with '.' and ends with '.partial' so folder listings skip it;
+    it is removed if the block raises.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise UsageError(f"{display_path(path)}: cannot tell the image format from {suffix!r} (use {_SUPPORTED})")
+    return IMAGE_SUFFIXES[suffix]
+
+
+def _merged(image: Image) -> np.ndarray:
+    """Integer array (H, W) or (H, W, C) including alpha, ready for an encoder."""
+    colour = to_integer(image.pixels, image.bit_depth)
+    if image.alpha is not None:
+        alpha = image.alpha.astype(colour.dtype)
+        colour = np.concatenate([colour, alpha[:, :, None]], axis=2)
+    return colour[:, :, 0] if colour.shape[2] == 1 else colour
+
+
+def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -> None:
+    """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
+
+    Formats that cannot hold what the image has (16 bits in JPEG/BMP/WebP, alpha in JPEG)
+    raise :class:`InputError` rather than silently dropping data.
+    """
+    path = Path(path)
+    fmt = format_for_path(path)
+    if image.bit_depth == 16 and fmt not in ("PNG", "TIFF"):
+        raise InputError(path, f"{fmt} cannot store 16-bit images; write PNG or TIFF instead")
+    if image.alpha is not None and fmt == "JPEG":
+        raise InputError(path, "JPEG cannot store an alpha channel; write PNG, TIFF or WebP instead")
+    array = _merged(image)
+    with atomic_path(path) as tmp:
+        if fmt == "TIFF":
+            extratags = [(34675, "B", len(image.icc_profile), image.icc_profile, True)] if image.icc_profile else []
+            photometric = "rgb" if array.ndim == 3 and array.shape[2] >= 3 else "minisblack"
+            extrasamples = ("unassalpha",) if image.alpha is not None else None
+            tifffile.imwrite(
+                tmp, array, photometric=photometric, extrasamples=extrasamples,
+                compression="zlib", extratags=extratags,
+            )
+        elif fmt == "PNG" and image.bit_depth == 16:
+            _write_png16(tmp, array, has_alpha=image.alpha is not None)
+        else:
+            kwargs: dict = {}
+            if image.exif and fmt in ("PNG", "JPEG", "WEBP"):
+                kwargs["exif"] = image.exif
+            if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP"):
+                kwargs["icc_profile"] = image.icc_profile
+            if fmt == "JPEG":
+                kwargs.update(quality=jpeg_quality, subsampling=0)
+            elif fmt == "WEBP":
+                kwargs.update(lossless=True)
+            PILImage.fromarray(array).save(tmp, format=fmt, **kwargs)
+
+
+def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:
+    height, width = array.shape[:2]
+    planes = 1 if array.ndim == 2 else array.shape[2]
+    writer = png.Writer(
+        width, height, greyscale=planes in (1, 2), alpha=has_alpha, bitdepth=16
+    )
+    with open(path, "wb") as fh:
+        writer.write(fh, array.reshape(height, width * planes))
+
+
+def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a float [0, 1] or uint8 (H, W) array as an 8-bit grayscale PNG (masks, previews)."""
+    if array.dtype != np.uint8:
+        array = to_integer(array, 8)
+    write_image(path, Image(pixels=to_float(array.reshape(array.shape[0], array.shape[1], 1), 8)))
+
+
+# --------------------------------------------------------------------------- finding inputs
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image-named entries of ``folder`` in sorted order.
+
+    Non-recursive listings include entries that merely *look* like images (a directory
+    called ``x.jpg``) so that the batch reports them instead of silently ignoring them.
+    Other files are skipped with a warning. Hidden and temporary (``.partial``) files are ignored.
+    """
+    found: list[Path] = []
+    try:
+        entries = sorted(folder.iterdir(), key=lambda p: os.fsencode(p.name))
+    except PermissionError:
+        raise InputError(folder, "permission denied (cannot list folder)") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if recursive and entry.is_dir():
+            found.extend(list_images(entry, recursive=True))
+        elif is_image_name(entry):
+            found.append(entry)
+        elif entry.is_file():
+            log.warning("%s: skipped (not an image file name)", display_path(entry))
+    return found
+
+
+def collect_inputs(inputs: list[Path], recursive: bool = False) -> list[tuple[Path, Path]]:
+    """Expand files and folders to ``(path, relative output path)`` pairs, in sorted order.
+
+    A folder's images keep their path relative to that folder (so ``--recursive`` mirrors
+    the tree); a file given directly keeps only its name. Duplicates are dropped.
+    """
+    pairs: list[tuple[Path, Path]] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        if item.is_dir() and not is_image_name(item):
+            members = [(p, p.relative_to(item)) for p in list_images(item, recursive)]
+        elif item.exists() or is_image_name(item):
+            members = [(item, Path(item.name))]
+        else:
+            raise UsageError(f"{display_path(item)}: no such file or folder")
+        for path, rel in members:
+            key = path.resolve() if path.exists() else path
+            if key not in seen:
+                seen.add(key)
+                pairs.append((path, rel))
+    return pairs
+
+
+def read_paths_from_stdin(stream) -> list[Path]:
+    """Paths, one per line, from a pipe (e.g. the output folder printed by ``restore degrade``)."""
+    return [Path(line.rstrip("\n")) for line in stream if line.strip()]
