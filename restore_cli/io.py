@@ -344,7 +344,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             if fmt == "JPEG":
                 kwargs.update(quality=jpeg_quality, subsampling=0)
             elif fmt == "WEBP":
-                kwargs.update(lossless=True)
+                kwargs.update(lossless=True, exact=True)  # exact: keep RGB under transparent pixels
             PILImage.fromarray(array).save(tmp, format=fmt, **kwargs)
 
 

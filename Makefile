@@ -1,0 +1,48 @@
+# restore — every task a user or CI needs, from a fresh machine with only Python 3.11 and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/datasets
+OUT    ?= out
+SHELL  := /bin/bash
+
+.PHONY: demo test test-deps bench bench-quick checkpoints clean help
+
+help:
+	@echo "make demo         restore the built-in sample photos with the shipped checkpoints"
+	@echo "make test         run the test suite"
+	@echo "make bench        measure everything the README claims (DATA=$(DATA)); results in bench-results/"
+	@echo "make bench-quick  a short benchmark (< 5 min)"
+	@echo "make checkpoints  retrain the shipped models with fixed seeds (DATA=$(DATA))"
+	@echo "make clean        remove the environment and generated outputs"
+
+# The environment is (re)built when pyproject.toml changes.
+$(BIN)/restore: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	@touch $@
+
+# Headless Chromium for the HTML viewer test (Debian's package; root or sudo needed).
+test-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+demo: $(BIN)/restore
+	@bash scripts/demo.sh $(OUT)/demo
+
+test: $(BIN)/restore test-deps
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/restore
+	$(BIN)/python -m bench.run --data $(DATA) --out bench-results
+
+bench-quick: $(BIN)/restore
+	$(BIN)/python -m bench.run --data $(DATA) --out bench-results/quick --quick
+
+checkpoints: $(BIN)/restore
+	@bash scripts/checkpoints.sh $(DATA)
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache

@@ -1,0 +1,107 @@
+"""Checkpoints: one safetensors file (no pickle) holding the weights and a JSON header.
+
+The header carries everything needed to rebuild and trust the model without the
+training run that made it: ``kind`` (which model family), ``arch`` (its config),
+``restore_version``, ``training`` (config, data fingerprint, steps, wall time, machine),
+``metrics`` and any extra fields a family needs (e.g. the mask threshold).
+
+Weights are the model's nnx state flattened to ``"a/b/0/kernel"`` keys, so a file is
+readable by any safetensors tool. Loading rebuilds the model from ``arch`` and then
+overwrites every variable, checking names and shapes, so a file from a different
+architecture fails with a clear message instead of silently half-loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from safetensors import SafetensorError
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from restore_cli import __version__
+from restore_cli.errors import CheckpointError
+from restore_cli.io import display_path, write_bytes_atomic
+
+FORMAT_TAG = "restore-checkpoint/1"
+
+
+def _key(path: tuple) -> str:
+    return "/".join(str(part) for part in path)
+
+
+def model_arrays(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Every variable of ``model`` (params and batch stats) as host numpy arrays."""
+    flat = nnx.to_flat_state(nnx.state(model))
+    return {_key(path): np.asarray(var.get_value()) for path, var in flat}
+
+
+def save_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
+    """Write ``arrays`` and ``header`` (JSON-serialisable) to one file, atomically."""
+    meta = {"format": FORMAT_TAG, "header": json.dumps({"restore_version": __version__, **header}, sort_keys=True)}
+    data = st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta)
+    write_bytes_atomic(path, data)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_checkpoint`. Raises CheckpointError for anything else."""
+    path = Path(path)
+    name = display_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{name}: checkpoint not found")
+    try:
+        blob = path.read_bytes()
+        arrays = st_load(blob)
+        header_len = int.from_bytes(blob[:8], "little")
+        meta = json.loads(blob[8 : 8 + header_len]).get("__metadata__", {})
+    except (SafetensorError, ValueError, OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{name}: not a valid checkpoint file ({str(exc).splitlines()[0][:120]})") from None
+    if meta.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{name}: not a restore checkpoint (format tag {meta.get('format')!r})")
+    try:
+        header = json.loads(meta["header"])
+    except (KeyError, json.JSONDecodeError):
+        raise CheckpointError(f"{name}: checkpoint header is missing or corrupt") from None
+    return arrays, header
+
+
+def load_into(model: nnx.Module, arrays: dict[str, np.ndarray], source: str = "checkpoint") -> None:
+    """Overwrite every variable of ``model`` with ``arrays``; names and shapes must match exactly."""
+    state = nnx.state(model)
+    flat = nnx.to_flat_state(state)
+    expected = {_key(path) for path, _ in flat}
+    missing, extra = expected - arrays.keys(), arrays.keys() - expected
+    if missing or extra:
+        raise CheckpointError(
+            f"{source}: weights do not match the architecture "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]})"
+        )
+    for path, var in flat:
+        value = arrays[_key(path)]
+        if value.shape != var.get_value().shape:
+            raise CheckpointError(f"{source}: {_key(path)} has shape {value.shape}, expected {var.get_value().shape}")
+        var.set_value(jnp.asarray(value, dtype=var.get_value().dtype))
+    nnx.update(model, nnx.from_flat_state(flat))
+
+
+def load_model(
+    path: str | os.PathLike, kind: str, build: Callable[[dict[str, Any]], nnx.Module]
+) -> tuple[nnx.Module, dict[str, Any]]:
+    """Read ``path``, check it is a ``kind`` checkpoint, rebuild the model from its arch config, load weights."""
+    arrays, header = read_checkpoint(path)
+    name = display_path(path)
+    if header.get("kind") != kind:
+        raise CheckpointError(f"{name}: this is a {header.get('kind')!r} checkpoint, expected {kind!r}")
+    try:
+        model = build(header["arch"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name}: cannot rebuild the model from its stored config ({exc})") from None
+    load_into(model, arrays, source=name)
+    return model, header

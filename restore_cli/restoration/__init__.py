@@ -1,0 +1,1 @@
+"""Restoration methods and the single tiled-inference function they all run through."""

@@ -1,0 +1,105 @@
+"""The one inference function: pad, cut into fixed-shape overlapping tiles, run, blend, crop back.
+
+Every model-based method calls :func:`infer_tiled`, which gives three guarantees:
+
+* **any size**: the image is reflect-padded to a multiple of the network's stride and
+  to at least one tile, and cropped back, so odd sizes (298x450, 1x1) work;
+* **no recompiles**: the network only ever sees arrays of shape (batch, tile, tile, C),
+  whatever the image size, so a folder of mixed sizes compiles each model once;
+* **bounded memory**: only ``batch`` tiles are in flight; the accumulators are two
+  float32 images. A 6000x4000 scan never materialises activations for the whole image.
+
+Tiles overlap by ``overlap`` pixels and are blended with a separable linear ramp, so
+there are no seams; tile origins are multiples of ``multiple`` so every tile sees the
+same down-sampling grid as the untiled image would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+TileFn = Callable[[np.ndarray], np.ndarray]
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad (H, W, C) at the bottom/right to (height, width); repeats reflection for tiny images."""
+    pad_h, pad_w = height - image.shape[0], width - image.shape[1]
+    if pad_h == 0 and pad_w == 0:
+        return image
+    mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    starts = list(range(0, size - tile + 1, stride))
+    if starts[-1] != size - tile:
+        starts.append(size - tile)
+    return starts
+
+
+def _ramp(tile: int, overlap: int) -> np.ndarray:
+    """1-D blending weights: rising over ``overlap`` pixels at both ends, 1 in the middle, never 0."""
+    weights = np.ones(tile, np.float32)
+    if overlap > 0:
+        rise = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        weights[:overlap] = rise
+        weights[-overlap:] = rise[::-1]
+    return weights
+
+
+def tile_plan(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[int, int, list[tuple[int, int]]]:
+    """Padded size and tile origins for an image; exposed so callers can report the tile count."""
+    if tile % multiple or overlap % multiple:
+        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {multiple}")
+    if tile <= 2 * overlap:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    padded_h = max(round_up(height, multiple), tile)
+    padded_w = max(round_up(width, multiple), tile)
+    stride = tile - overlap
+    origins = [(y, x) for y in _starts(padded_h, tile, stride) for x in _starts(padded_w, tile, stride)]
+    return padded_h, padded_w, origins
+
+
+def infer_tiled(
+    fn: TileFn,
+    image: np.ndarray,
+    *,
+    tile: int = 256,
+    overlap: int = 32,
+    multiple: int = 16,
+    batch: int = 1,
+    out_channels: int | None = None,
+) -> np.ndarray:
+    """Run ``fn`` over ``image`` (H, W, C) float32 in fixed (batch, tile, tile, C) chunks; return (H, W, C_out).
+
+    ``fn`` maps a float32 array (batch, tile, tile, C) to (batch, tile, tile, C_out). The last
+    chunk is filled up with copies of its first tile so its shape stays fixed.
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    height, width, _ = image.shape
+    padded_h, padded_w, origins = tile_plan(height, width, tile, overlap, multiple)
+    padded = pad_to(image.astype(np.float32, copy=False), padded_h, padded_w)
+    ramp = _ramp(tile, overlap)
+    window = (ramp[:, None] * ramp[None, :])[:, :, None]
+    out: np.ndarray | None = None
+    weight_sum = np.zeros((padded_h, padded_w, 1), np.float32)
+    for first in range(0, len(origins), batch):
+        chunk = origins[first : first + batch]
+        tiles = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])
+        if len(chunk) < batch:
+            tiles = np.concatenate([tiles, np.repeat(tiles[:1], batch - len(chunk), axis=0)])
+        result = np.asarray(fn(tiles), dtype=np.float32)
+        if out is None:
+            out = np.zeros((padded_h, padded_w, out_channels or result.shape[-1]), np.float32)
+        for (y, x), pred in zip(chunk, result):
+            out[y : y + tile, x : x + tile] += pred * window
+            weight_sum[y : y + tile, x : x + tile] += window
+    assert out is not None
+    return out[:height, :width] / weight_sum[:height, :width]

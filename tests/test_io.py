@@ -1,0 +1,181 @@
+"""Image I/O: formats round-trip without loss, and every bad input gives one clear line."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from restore_cli import io
+from restore_cli.errors import InputError
+
+
+def _gradient(h: int, w: int, channels: int, depth: int = 8) -> np.ndarray:
+    top = (1 << depth) - 1
+    y, x = np.mgrid[0:h, 0:w]
+    base = (x * 7 + y * 13) % (top + 1)
+    planes = [(base + 31 * c) % (top + 1) for c in range(channels)]
+    array = np.stack(planes, axis=-1).astype(np.uint16 if depth == 16 else np.uint8)
+    return array[:, :, 0] if channels == 1 else array
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height (a decompression bomb's first bytes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(
+    ("mode", "channels", "depth", "suffix"),
+    [
+        ("L", 1, 8, ".png"),
+        ("RGB", 3, 8, ".png"),
+        ("RGBA", 4, 8, ".png"),
+        ("LA", 2, 8, ".png"),
+        ("L16", 1, 16, ".png"),
+        ("RGB16", 3, 16, ".png"),
+        ("RGBA16", 4, 16, ".png"),
+        ("RGB", 3, 8, ".tif"),
+        ("RGB16", 3, 16, ".tif"),
+        ("L", 1, 8, ".bmp"),
+        ("RGBA", 4, 8, ".webp"),
+    ],
+)
+def test_lossless_round_trip(tmp_path: Path, mode: str, channels: int, depth: int, suffix: str) -> None:
+    array = _gradient(21, 34, channels, depth)
+    colour, alpha = io._split_channels(array)
+    image = io.Image(pixels=io.to_float(colour, depth), alpha=alpha, bit_depth=depth)
+    path = tmp_path / f"img{suffix}"
+    io.write_image(path, image)
+    back = io.read_image(path)
+    assert back.bit_depth == depth
+    assert back.pixels.shape == (21, 34, 1 if channels in (1, 2) else 3)
+    assert np.array_equal(io.to_integer(back.pixels, depth), colour if colour.ndim == 3 else colour[:, :, None])
+    if alpha is None:
+        assert back.alpha is None
+    else:
+        assert np.array_equal(back.alpha, alpha)
+
+
+def test_palette_reads_as_rgb_and_keeps_transparency(tmp_path: Path) -> None:
+    rgb = PILImage.fromarray(_gradient(16, 16, 3))
+    pal = rgb.quantize(colors=16)
+    pal.info["transparency"] = 0
+    path = tmp_path / "pal.png"
+    pal.save(path, transparency=0)
+    image = io.read_image(path)
+    assert image.channels == 3 and image.alpha is not None
+    expected = np.asarray(pal.convert("RGBA"))
+    assert np.array_equal(io.to_integer(image.pixels, 8), expected[:, :, :3])
+    assert np.array_equal(image.alpha, expected[:, :, 3])
+
+
+def test_exif_orientation_is_applied_and_reset(tmp_path: Path) -> None:
+    array = _gradient(10, 20, 3)
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    PILImage.fromarray(array).save(path, exif=exif.tobytes(), quality=100, subsampling=0)
+    image = io.read_image(path)
+    assert (image.height, image.width) == (20, 10)
+    out = tmp_path / "out.jpg"
+    io.write_image(out, image)
+    again = io.read_image(out)
+    assert (again.height, again.width) == (20, 10)  # orientation tag reset to 1: not rotated twice
+    with PILImage.open(out) as im:
+        assert im.getexif().get(0x0112) == 1
+
+
+def test_write_refuses_to_drop_data(tmp_path: Path) -> None:
+    image16 = io.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16)
+    with pytest.raises(InputError, match="16-bit"):
+        io.write_image(tmp_path / "x.jpg", image16)
+    with_alpha = io.Image(pixels=np.zeros((4, 4, 3), np.float32), alpha=np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="alpha"):
+        io.write_image(tmp_path / "x.jpg", with_alpha)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_atomic_write_leaves_old_file_when_encoding_fails(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "keep.png"
+    io.write_gray8(target, np.full((8, 8), 0.5, np.float32))
+    before = target.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(PILImage.Image, "save", boom)
+    with pytest.raises(RuntimeError):
+        io.write_gray8(target, np.zeros((8, 8), np.float32))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]  # no temporary left behind
+
+
+def bad_corpus(folder: Path) -> dict[str, str]:
+    """Write one file per kind of bad input; return {file name: expected reason fragment}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = _gradient(24, 24, 1)
+    PILImage.fromarray(good).save(folder / "good.png")
+    (folder / "empty.png").write_bytes(b"")
+    full = (folder / "good.png").read_bytes()
+    (folder / "truncated.png").write_bytes(full[: len(full) // 2])
+    buf = folder / "tmp.jpg"
+    PILImage.fromarray(_gradient(64, 64, 3)).save(buf, quality=90)
+    (folder / "truncated.jpg").write_bytes(buf.read_bytes()[:400])
+    buf.unlink()
+    (folder / "notes.png").write_text("this is a text file, not a picture\n")
+    (folder / "x.jpg").mkdir()
+    _png_header_only(folder / "bomb.png", 100_000, 100_000)
+    bad_name = os.fsdecode(b"caf\xe9-bad.png")  # Latin-1 bytes: not valid UTF-8
+    (folder / bad_name).write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    return {
+        "empty.png": "empty file",
+        "truncated.png": "corrupt",
+        "truncated.jpg": "truncated",
+        "notes.png": "not a recognised image",
+        "x.jpg": "is a directory",
+        "bomb.png": "image too large",
+        "caf\\xe9-bad.png": "corrupt",
+    }
+
+
+def test_every_bad_input_gives_one_clear_reason(tmp_path: Path) -> None:
+    expected = bad_corpus(tmp_path / "corpus")
+    paths = io.list_images(tmp_path / "corpus")
+    seen = {}
+    for path in paths:
+        try:
+            io.read_image(path)
+        except InputError as exc:
+            message = str(exc)
+            assert "\n" not in message
+            seen[io.display_path(path.name)] = message
+    assert set(seen) == set(expected)
+    for name, fragment in expected.items():
+        assert name in seen[name] and fragment in seen[name], seen[name]
+
+
+def test_permission_denied_is_reported(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "secret.png"
+    io.write_gray8(path, np.zeros((4, 4), np.float32))
+    # Tests run as root in CI, where chmod 000 does not stop reading: simulate the OS refusal.
+    monkeypatch.setattr(io.os, "access", lambda *_: False)
+    with pytest.raises(InputError, match="secret.png: permission denied"):
+        io.read_image(path)
+
+
+def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    io.write_gray8(path, np.zeros((100, 100), np.float32))
+    with pytest.raises(InputError, match="--max-pixels"):
+        io.read_image(path, max_pixels=5_000)
+    assert io.read_image(path, max_pixels=10_000).pixels.shape == (100, 100, 1)
