@@ -54,6 +54,16 @@ _EXIF_ORIENTATION = 0x0112
 PILImage.MAX_IMAGE_PIXELS = None  # we apply our own, clearer, limit before decoding
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (mkstemp's 0600 would hide outputs from others)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _file_mode()
+
+
 @dataclasses.dataclass
 class Image:
     """A decoded image plus what is needed to write it back faithfully.
@@ -280,6 +290,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, _NEW_FILE_MODE)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -1,0 +1,1 @@
+"""Reports for humans: the static HTML viewer (:mod:`.html`) and training-curve plots (:mod:`.lossplot`)."""
