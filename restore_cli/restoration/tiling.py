@@ -9,8 +9,8 @@ Every model-based method calls :func:`infer_tiled`, which gives three guarantees
 * **bounded memory**: only ``batch`` tiles are in flight; the accumulators are two
   float32 images. A 6000x4000 scan never materialises activations for the whole image.
 
-Tiles overlap by ``overlap`` pixels and are blended with a separable linear ramp, so
-there are no seams; tile origins are multiples of ``multiple`` so every tile sees the
+Tiles overlap by ``overlap`` pixels and are blended with a separable linear ramp that
+ignores each tile's outermost (zero-padding-tainted) pixels, so there are no seams; tile origins are multiples of ``multiple`` so every tile sees the
 same down-sampling grid as the untiled image would.
 """
 
@@ -43,13 +43,22 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts
 
 
-def _ramp(tile: int, overlap: int) -> np.ndarray:
-    """1-D blending weights: rising over ``overlap`` pixels at both ends, 1 in the middle, never 0."""
+def _ramp(tile: int, overlap: int, lead: bool = True, trail: bool = True) -> np.ndarray:
+    """1-D blending weights for one tile side by side with its neighbours.
+
+    Inside the image, the outer quarter of the overlap gets weight 0 (those pixels saw the
+    network's zero padding, which the untiled image never has), then the weight rises
+    linearly to 1. Sides on the image border (``lead``/``trail`` False) are not tapered,
+    because no other tile covers them.
+    """
     weights = np.ones(tile, np.float32)
     if overlap > 0:
-        rise = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        weights[:overlap] = rise
-        weights[-overlap:] = rise[::-1]
+        dead = overlap // 4
+        rise = np.clip((np.arange(overlap, dtype=np.float32) - dead + 0.5) / (overlap - 2 * dead), 0.0, 1.0)
+        if lead:
+            weights[:overlap] = rise
+        if trail:
+            weights[-overlap:] = rise[::-1]
     return weights
 
 
@@ -86,8 +95,6 @@ def infer_tiled(
     height, width, _ = image.shape
     padded_h, padded_w, origins = tile_plan(height, width, tile, overlap, multiple)
     padded = pad_to(image.astype(np.float32, copy=False), padded_h, padded_w)
-    ramp = _ramp(tile, overlap)
-    window = (ramp[:, None] * ramp[None, :])[:, :, None]
     out: np.ndarray | None = None
     weight_sum = np.zeros((padded_h, padded_w, 1), np.float32)
     for first in range(0, len(origins), batch):
@@ -99,6 +106,9 @@ def infer_tiled(
         if out is None:
             out = np.zeros((padded_h, padded_w, out_channels or result.shape[-1]), np.float32)
         for (y, x), pred in zip(chunk, result):
+            wy = _ramp(tile, overlap, lead=y > 0, trail=y + tile < padded_h)
+            wx = _ramp(tile, overlap, lead=x > 0, trail=x + tile < padded_w)
+            window = (wy[:, None] * wx[None, :])[:, :, None]
             out[y : y + tile, x : x + tile] += pred * window
             weight_sum[y : y + tile, x : x + tile] += window
     assert out is not None

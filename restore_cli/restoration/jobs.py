@@ -1,0 +1,116 @@
+"""From the command line's inputs to a list of jobs: output names, shards, folder rules, masks.
+
+Kept apart from the runner so each rule is a small pure function that tests can call.
+
+* Output name: the input's path relative to the folder it was found in (``--recursive``
+  mirrors sub-folders), stem + ``--suffix``, extension of ``--format`` (``same`` keeps the
+  input's own extension). Two inputs that would land on one output name are an error for
+  the second, never a silent overwrite.
+* Shards: ``--shard I/N`` (1 <= I <= N) keeps the inputs whose relative path hashes to
+  I - 1 modulo N (sha1 of the path's bytes). Hashing, unlike "every N-th file", keeps a
+  file in the same shard when other files are added to the archive, and needs no
+  coordination between machines: every file is in exactly one shard.
+* Folder safety: the output may not be a folder that holds inputs (nor, with
+  ``--recursive``, lie inside an input folder) unless ``--in-place``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from restore_cli.errors import InputError, UsageError
+from restore_cli.io import IMAGE_SUFFIXES, display_path, read_image
+
+#: ``--format`` choices and the file extension each writes (``same`` keeps the input's).
+FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "tiff": ".tif"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    source: Path  # the input file
+    rel: Path  # its path relative to the folder it came from
+    rel_output: Path  # the output's path relative to the output folder
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"2/4"`` -> (2, 4); None for no sharding. Raises UsageError for anything else."""
+    if not text:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected I/N, e.g. 1/4") from None
+    if count < 1 or not 1 <= index <= count:
+        raise UsageError(f"--shard {text!r}: need 1 <= I <= N")
+    return index, count
+
+
+def shard_of(rel: Path, count: int) -> int:
+    """0-based shard of a relative input path (stable across runs, machines and added files)."""
+    digest = hashlib.sha1(os.fsencode(rel.as_posix())).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def output_name(rel: Path, fmt: str, suffix: str) -> Path:
+    ext = FORMATS[fmt] or rel.suffix
+    return rel.with_name(f"{rel.stem}{suffix}{ext}")
+
+
+def plan_jobs(pairs: list[tuple[Path, Path]], fmt: str, suffix: str, shard: tuple[int, int] | None) -> list[Job]:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    jobs = [Job(path, rel, output_name(rel, fmt, suffix)) for path, rel in pairs]
+    if shard is not None:
+        index, count = shard
+        jobs = [job for job in jobs if shard_of(job.rel, count) == index - 1]
+    return jobs
+
+
+def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, recursive: bool, in_place: bool) -> None:
+    """UsageError if ``output`` would mix results into the inputs' folders and ``--in-place`` is not given."""
+    if in_place:
+        return
+    target = output.resolve()
+    holders = {path.resolve().parent for path, _ in pairs if path.exists()}
+    holders |= {item.resolve() for item in inputs if item.is_dir()}
+    if target in holders:
+        raise UsageError(
+            f"-o {display_path(output)} is an input folder: results would mix with the originals "
+            "(choose another folder, or pass --in-place)"
+        )
+    if recursive:
+        for item in inputs:
+            if item.is_dir() and target.is_relative_to(item.resolve()):
+                raise UsageError(
+                    f"-o {display_path(output)} is inside the input folder {display_path(item)}, which "
+                    "--recursive reads: the next run would restore the results again (use --in-place to insist)"
+                )
+
+
+def locate_user_mask(masks: Path, job: Job) -> Path:
+    """The user's mask file for an input: same relative folder and stem, PNG preferred, any image extension."""
+    folder = masks / job.rel.parent
+    for ext in [".png", *sorted(set(IMAGE_SUFFIXES) - {".png"})]:
+        candidate = folder / (job.rel.stem + ext)
+        if candidate.is_file():
+            return candidate
+    raise InputError(job.source, f"no mask for it in {display_path(folder)} (expected {job.rel.stem}.png)")
+
+
+def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixels: int) -> np.ndarray:
+    """A user mask as bool (H, W): above half range in any channel = defect. Must match the image's size."""
+    mask_image = read_image(path, max_pixels=max_pixels)
+    if mask_image.pixels.shape[:2] != tuple(image_shape[:2]):
+        h, w = mask_image.pixels.shape[:2]
+        raise InputError(
+            job.source, f"mask {display_path(path)} is {w}x{h} but the image is {image_shape[1]}x{image_shape[0]}"
+        )
+    return mask_image.pixels.max(axis=2) > 0.5
+
+
+__all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "check_output_folder", "locate_user_mask", "read_user_mask"]

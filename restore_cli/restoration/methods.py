@@ -1,0 +1,244 @@
+"""The restoration methods, by name: ``METHODS[name](settings)`` builds one, ``.restore()`` runs it.
+
+Adding a method = writing a class with the four members of :class:`Method` and adding one
+line to :data:`METHODS`. There is no registry or decorator on purpose: this dict is the
+whole list, greppable, and ``restore restore --method`` offers exactly its keys.
+
+A method is built once per run (it loads its checkpoints and compiles its models then) and
+called once per image with float32 pixels (H, W, 1|3) in [0, 1] and, optionally, the
+user's own defect mask. Model-based methods run their networks through
+:func:`restore_cli.restoration.tiling.infer_tiled` (the mask detector does) with the
+run's fixed tile shape, so a folder of mixed sizes compiles each model once per tile size.
+
+A missing checkpoint is a :class:`CheckpointError` naming the file and ``make checkpoints``:
+never a silent fallback to another method, so a result always means what its name says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from restore_cli.errors import CheckpointError, RestoreError, UsageError
+from restore_cli.io import display_path
+from restore_cli.restoration.classical import restore_classical
+from restore_cli.restoration.colour import luminance
+from restore_cli.restoration.inpaint import inpaint
+from restore_cli.restoration.sidecar import file_sha256
+
+log = logging.getLogger("restore.restore")
+
+#: Where ``make checkpoints`` puts the shipped models (``--checkpoints`` overrides it).
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
+MASK_CHECKPOINT = "mask_unet.safetensors"
+DEVICES = ("auto", "cpu", "gpu")
+MIN_TILE = 128
+#: Rough inference memory per tile pixel for the shipped U-Nets (activations + XLA workspace),
+#: used only to turn ``--max-memory`` into a tile size and batch. Deliberately pessimistic.
+BYTES_PER_TILE_PIXEL = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSettings:
+    """What the command line says about *how* to restore (not which files)."""
+
+    mask_threshold: float | None = None  # None: the mask checkpoint's own threshold
+    user_masks: bool = False  # --masks DIR given: every image brings its own mask
+    tile: int = 256  # the mask detector's own default: little padding waste on small images
+    batch: int = 1
+    device: str = "auto"
+    domain_weights: str | None = None  # parsed and validated by the vae method
+    checkpoints: Path = CHECKPOINT_DIR
+
+
+@dataclasses.dataclass
+class Restored:
+    pixels: np.ndarray  # (H, W, C) float32 in [0, 1], same shape as the input
+    mask: np.ndarray | None  # (H, W) bool: the defects that were filled (None: ran without a mask)
+
+
+class Method(Protocol):
+    name: str
+
+    def recipe(self) -> dict[str, Any]:
+        """Everything that changes the output pixels (settings, checkpoint sha256s), JSON-able."""
+
+    def restore(self, pixels: np.ndarray, mask: np.ndarray | None) -> Restored: ...
+
+    def compile_count(self) -> int:
+        """Model compilations so far (0 for methods without a network)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def parse_size(text: str) -> int:
+    """``"1.5G"``, ``"800M"``, ``"2GiB"``, ``"1e9"`` -> bytes (binary units)."""
+    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if not match:
+        raise UsageError(f"--max-memory {text!r}: expected a size such as 1.5G or 800M")
+    value = float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " ")
+    if value < 64 * 2**20:
+        raise UsageError(f"--max-memory {text!r}: at least 64M is needed")
+    return int(value)
+
+
+def plan_tiles(tile: int, max_memory: int | None) -> tuple[int, int]:
+    """(tile, batch) for a memory budget: half of it for network activations, the rest for images.
+
+    Tiles shrink by halves (not below 128) until one fits; the batch then fills the budget (<= 8).
+    """
+    if max_memory is None:
+        return tile, 1
+    budget = max_memory // 2
+    while tile > MIN_TILE and tile * tile * BYTES_PER_TILE_PIXEL > budget:
+        tile //= 2
+    return tile, int(min(8, max(1, budget // (tile * tile * BYTES_PER_TILE_PIXEL))))
+
+
+def select_device(device: str) -> None:
+    """Point JAX at the requested device before any model is built (must run before JAX starts)."""
+    if device not in DEVICES:
+        raise UsageError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
+    import jax
+
+    if device == "cpu":
+        jax.config.update("jax_platforms", "cpu")
+    elif device == "gpu":
+        try:
+            jax.devices("gpu")
+        except RuntimeError:
+            raise RestoreError("--device gpu: JAX sees no GPU on this machine (use --device auto or cpu)") from None
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
+def with_smaller_tiles_on_oom(call: Callable[[int], np.ndarray], tile: int) -> tuple[np.ndarray, int]:
+    """``call(tile)``; on a device out-of-memory error, retry with half the tile (down to 128).
+
+    Returns the result and the tile that worked, which the caller keeps for the next images
+    (each new tile size is one more compilation). Not exercised by the CPU-only test suite.
+    """
+    while True:
+        try:
+            return call(tile), tile
+        except Exception as exc:  # XLA raises its own runtime error class; match on the message
+            if not is_out_of_memory(exc) or tile <= MIN_TILE:
+                raise
+            log.warning("device out of memory with %d px tiles; retrying with %d px", tile, tile // 2)
+            tile //= 2
+
+
+def mask_checkpoint(settings: MethodSettings) -> Path:
+    path = settings.checkpoints / MASK_CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(
+            f"{display_path(path)}: mask model checkpoint not found; build it with `make checkpoints` "
+            "(or give your own masks with --masks DIR, or use --method classical)"
+        )
+    return path
+
+
+# ----------------------------------------------------------------------------- methods
+
+
+class Classical:
+    """Classical defect mask, biharmonic inpainting, NL-means on luminance, mild tonal stretch."""
+
+    name = "classical"
+
+    def __init__(self, settings: MethodSettings):
+        self.settings = settings
+
+    def recipe(self) -> dict[str, Any]:
+        return {"method": self.name}
+
+    def restore(self, pixels: np.ndarray, mask: np.ndarray | None) -> Restored:
+        out, used = restore_classical(pixels, mask)
+        return Restored(out, used)
+
+    def compile_count(self) -> int:
+        return 0
+
+
+class Hybrid:
+    """Learned defect mask (or the user's) -> biharmonic inpainting of every channel under it."""
+
+    name = "hybrid"
+
+    def __init__(self, settings: MethodSettings):
+        self.settings = settings
+        self.detector = None
+        self.checkpoint: Path | None = None
+        if not settings.user_masks:
+            self.checkpoint = mask_checkpoint(settings)
+            select_device(settings.device)
+            from restore_cli.restoration.mask_detector import MaskDetector
+
+            self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch)
+
+    def recipe(self) -> dict[str, Any]:
+        recipe: dict[str, Any] = {"method": self.name}
+        if self.checkpoint is not None:
+            recipe["mask_model"] = file_sha256(self.checkpoint)
+            recipe["mask_threshold"] = self.settings.mask_threshold
+        return recipe
+
+    def predict_mask(self, luma: np.ndarray) -> np.ndarray:
+        if self.detector is None:
+            raise RestoreError("internal: no mask detector and no user mask")
+        detector = self.detector
+
+        def run(tile: int) -> np.ndarray:
+            detector.tile = tile  # a new tile size is one more compilation, once
+            return np.asarray(detector.predict(luma, threshold=self.settings.mask_threshold), bool)
+
+        mask, _ = with_smaller_tiles_on_oom(run, detector.tile)
+        return mask
+
+    def restore(self, pixels: np.ndarray, mask: np.ndarray | None) -> Restored:
+        if mask is None:
+            mask = self.predict_mask(luminance(pixels))
+        return Restored(inpaint(pixels, mask), mask)
+
+    def compile_count(self) -> int:
+        return int(getattr(self.detector, "compile_count", 0) or 0)
+
+
+class Auto(Hybrid):
+    """``auto`` when no VAE checkpoint exists: hybrid (see :func:`_auto` for the full rule)."""
+
+    name = "auto"
+
+
+def _vae(settings: MethodSettings) -> Method:
+    """Mask (--masks, else the detector when present) + the train-vae restorer; see :mod:`.vae_method`."""
+    from restore_cli.restoration.vae_method import VAEMethod  # jax/flax only when a model is used
+
+    return VAEMethod(settings)
+
+
+def _auto(settings: MethodSettings) -> Method:
+    """The best method whose checkpoints exist: mask detector + VAE restorer, else hybrid."""
+    from restore_cli.restoration.vae_method import auto_method
+
+    return auto_method(settings)
+
+
+#: Every ``--method``: name -> builder. Add a method by adding an entry here.
+METHODS: dict[str, Callable[[MethodSettings], Method]] = {
+    "classical": Classical,
+    "hybrid": Hybrid,
+    "vae": _vae,
+    "auto": _auto,
+}
+DEFAULT_METHOD = "hybrid"

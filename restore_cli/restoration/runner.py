@@ -1,0 +1,225 @@
+"""``restore restore``: run one method over files and folders, safely, resumably, in any order of kills.
+
+The order of operations is what makes a nightly run over an archive safe:
+
+1. plan (inputs, output names, shard) and check the folder rules: usage errors before any work;
+2. take the output folder's lock (status 4 at once if another run has it), then remove
+   ``.partial`` files a killed run left behind: only a lock holder may do that;
+3. build the method (loads checkpoints; a missing one is fatal, status 1, before any file);
+4. per file: skip it if its sidecar record says the output is current, else read, restore,
+   write the output atomically, save the mask, and write the record last.
+
+Per-file problems (unreadable input, missing user mask, 16-bit input asked for as JPEG)
+fail that file only, through :func:`restore_cli.batch.run_batch`; the exit status is then 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from restore_cli.batch import run_batch
+from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
+from restore_cli.io import DEFAULT_MAX_PIXELS, collect_inputs, display_path, read_image, write_gray8, write_image
+from restore_cli.log import progress_enabled
+from restore_cli.restoration import sidecar
+from restore_cli.restoration.jobs import Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask
+from restore_cli.restoration.lock import OutputLock, remove_partials
+from restore_cli.restoration.methods import (
+    DEFAULT_METHOD, DEVICES, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
+)
+
+log = logging.getLogger("restore.restore")
+
+
+@dataclasses.dataclass
+class RestoreOptions:
+    inputs: list[Path]
+    output: Path
+    method: str = DEFAULT_METHOD
+    recursive: bool = False
+    fmt: str = "same"
+    suffix: str = ""
+    in_place: bool = False
+    masks: Path | None = None
+    save_masks: Path | None = None
+    mask_threshold: float | None = None
+    tile: int = 256
+    max_memory: str | None = None
+    device: str = "auto"
+    domain_weights: str | None = None
+    checkpoints: Path | None = None
+    overwrite: bool = False
+    fail_fast: bool = False
+    shard: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def _settings(options: RestoreOptions) -> MethodSettings:
+    if options.method not in METHODS:
+        raise UsageError(f"--method {options.method!r}: choose one of {', '.join(METHODS)}")
+    if options.tile < MIN_TILE or options.tile % 16:
+        raise UsageError(f"--tile {options.tile}: must be a multiple of 16, at least {MIN_TILE}")
+    if options.mask_threshold is not None and not 0.0 < options.mask_threshold < 1.0:
+        raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
+    if options.device not in DEVICES:
+        raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
+    if options.masks is not None and not options.masks.is_dir():
+        raise UsageError(f"--masks {display_path(options.masks)}: no such folder")
+    tile, batch = plan_tiles(options.tile, parse_size(options.max_memory) if options.max_memory else None)
+    extra = {"checkpoints": options.checkpoints} if options.checkpoints else {}
+    return MethodSettings(
+        mask_threshold=options.mask_threshold, user_masks=options.masks is not None, tile=tile, batch=batch,
+        device=options.device, domain_weights=options.domain_weights, **extra,
+    )
+
+
+class _Run:
+    """State shared by the per-file steps of one run (kept out of the module so runs do not leak)."""
+
+    def __init__(self, options: RestoreOptions, method: Method, json_out: IO[str] | None):
+        self.options, self.method, self.json_out = options, method, json_out
+        self.base_recipe = method.recipe()
+        self.claimed: dict[Path, Path] = {}  # output -> the input that claimed it
+
+    def emit(self, job: Job, status: str, seconds: float, error: str | None = None, coverage: float | None = None) -> None:
+        output = self.options.output / job.rel_output
+        if self.json_out is not None:
+            record = {"input": display_path(job.source), "output": display_path(output), "status": status,
+                      "error": error, "seconds": round(seconds, 3), "defect_coverage": coverage}
+            self.json_out.write(json.dumps(record) + "\n")
+            self.json_out.flush()
+        if status == "ok":
+            log.info("%s -> %s (%.2f s, defects %.2f %%)", display_path(job.source), display_path(output),
+                     seconds, 100 * (coverage or 0.0))
+        elif status == "skipped":
+            log.info("%s: skipped (%s is up to date)", display_path(job.source), display_path(output))
+
+    def process(self, job: Job) -> bool:
+        start = time.perf_counter()
+        try:
+            return self._process(job, start)
+        except InputError as exc:
+            error = exc
+        except RestoreError:
+            raise  # fatal for the whole run (e.g. a corrupt checkpoint)
+        except MemoryError:
+            error = InputError(job.source, "not enough memory to restore this image")
+        except OSError as exc:
+            where = f" ({display_path(exc.filename)})" if exc.filename else ""
+            error = InputError(job.source, f"{exc.strerror or exc}{where}")
+        except Exception as exc:  # a bug or a library failure on one odd image must not stop an archive run
+            log.debug("traceback for %s", display_path(job.source), exc_info=True)
+            error = InputError(job.source, f"restoration failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        self.emit(job, "failed", time.perf_counter() - start, error=str(error))
+        raise error
+
+    def _mask_path(self, job: Job) -> Path | None:
+        save = self.options.save_masks
+        return None if save is None else save / job.rel.parent / f"{job.rel.stem}.png"
+
+    def _process(self, job: Job, start: float) -> bool:
+        opts = self.options
+        output = opts.output / job.rel_output
+        first = self.claimed.setdefault(output.resolve(), job.source)
+        if first != job.source:
+            raise InputError(job.source, f"would overwrite {display_path(output)}, the output of {display_path(first)}")
+        record_file = sidecar.record_path(opts.output, job.rel_output)
+        if opts.in_place and job.source.resolve() != output.resolve():
+            # With --in-place --suffix, an earlier run's outputs sit among the inputs: not new work.
+            if sidecar.record_path(opts.output, job.rel).is_file():
+                return False
+        if not job.source.is_file():
+            read_image(job.source)  # raises the precise InputError (missing, a folder, ...)
+        recipe = dict(self.base_recipe)
+        mask_source = None
+        if opts.masks is not None:
+            mask_source = locate_user_mask(opts.masks, job)
+            recipe["user_mask"] = sidecar.file_sha256(mask_source)
+        record = sidecar.load(record_file)
+        mask_out = self._mask_path(job)
+        if (not opts.overwrite and sidecar.is_current(record, job.source, output, recipe)
+                and (mask_out is None or mask_out.is_file())):
+            self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
+            return False
+        before = sidecar.snapshot(job.source)
+        image = read_image(job.source, max_pixels=opts.max_pixels)
+        user_mask = None if mask_source is None else read_user_mask(mask_source, job, image.pixels.shape, opts.max_pixels)
+        output_shape = image.pixels.shape[:2]
+        restored = self.method.restore(image.pixels, user_mask)
+        pixels, mask = restored.pixels, restored.mask
+        del restored, user_mask
+        # Replace the pixels without Image.with_pixels: it would make two more full-size copies.
+        image = dataclasses.replace(image, pixels=np.clip(pixels, 0.0, 1.0, out=pixels))
+        del pixels
+        try:
+            write_image(output, image)
+        except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
+            raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
+        del image
+        if mask is None:  # a method that ran without a defect mask
+            mask = np.zeros(output_shape, bool)
+        coverage = float(np.count_nonzero(mask)) / max(mask.size, 1)
+        if mask_out is not None:
+            write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)))
+        sidecar.write(record_file, before, output, recipe,
+                      {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)})
+        self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
+        return True
+
+
+def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, console: Any = None) -> ExitStatus:
+    """Restore every input into ``options.output``; returns OK (0) or PARTIAL (3), raises RestoreError otherwise."""
+    started = time.perf_counter()
+    settings = _settings(options)
+    shard = parse_shard(options.shard)
+    pairs = collect_inputs(options.inputs, recursive=options.recursive)
+    check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
+    jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
+    try:
+        options.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RestoreError(f"{display_path(options.output)}: cannot create the output folder ({exc.strerror})") from None
+    with OutputLock(options.output):
+        for folder in (options.output, options.save_masks):
+            if folder is not None and (removed := remove_partials(folder)):
+                log.info("%s: removed %d unfinished file(s) of an interrupted run", display_path(folder), removed)
+        if not jobs:
+            log.warning("no images to restore%s", " in this shard" if shard else "")
+        method = METHODS[options.method](settings)  # after the lock: a concurrent run must exit at once
+        run = _Run(options, method, json_out)
+        summary = run_batch(_progress(jobs, console), run.process, fail_fast=options.fail_fast)
+    seconds = time.perf_counter() - started
+    log.debug("%s: %d model compilation(s), tile %d, batch %d", method.name, method.compile_count(),
+              settings.tile, settings.batch)
+    if json_out is not None:
+        json_out.write(json.dumps({"summary": True, "done": summary.done, "skipped": summary.skipped,
+                                   "failed": summary.failed, "seconds": round(seconds, 3),
+                                   "compile_count": method.compile_count(), "status": int(summary.status)}) + "\n")
+        json_out.flush()
+    line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(options.output)}"
+    if console is not None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        log.warning("%s", line)
+    return summary.status
+
+
+def _progress(jobs: list[Job], console: Any):
+    """The jobs, with a progress bar on an interactive terminal only (never in cron logs)."""
+    if console is None or not progress_enabled() or not jobs or not log.isEnabledFor(logging.INFO):
+        yield from jobs
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("restoring", total=len(jobs))
+        for job in jobs:
+            yield job
+            bar.advance(task)

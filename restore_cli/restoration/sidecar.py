@@ -1,0 +1,104 @@
+"""Idempotency records: ``OUTPUT/.restore/<output path>.json`` says how each output was made.
+
+A nightly run over an archive must redo only what changed. A record holds the input's
+sha256, the *recipe* (method settings that change pixels, model checkpoint hashes, restore
+version, a user mask's hash) and the output's size and mtime. A file is skipped only if
+its output exists unmodified and the recipe and input content match; anything else is
+redone. Execution details that do not change the result beyond blending noise (tile
+size, batch, device, memory budget) are deliberately not in the recipe.
+
+Hashing a whole archive every night would be slow, so an input whose size and
+mtime_ns equal the record's is trusted without re-hashing (the rsync rule); a touched
+file is hashed and still skipped if its bytes are the same.
+
+The record is written after the output (both atomically): a run killed between the two
+leaves an output without a record, which the next run simply redoes. ``output_sha256``
+lets an in-place run recognise its own output when it comes back as an input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from restore_cli import __version__
+from restore_cli.io import write_bytes_atomic
+from restore_cli.restoration.lock import STATE_DIR
+
+_HASH_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def record_path(output_root: Path, rel_output: Path) -> Path:
+    return output_root / STATE_DIR / (rel_output.as_posix() + ".json")
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (cached per path, size and mtime within a run)."""
+    st = path.stat()
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _HASH_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _HASH_CACHE[key] = digest.hexdigest()
+    return _HASH_CACHE[key]
+
+
+def _stat(path: Path) -> dict[str, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    """The record at ``path``, or None if there is none or it is unreadable (then the file is redone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _unchanged(path: Path, stat: Any, sha256: Any) -> bool:
+    """Same size and mtime as recorded (no read), else same bytes (one read)."""
+    if _stat(path) == stat:
+        return True
+    return path.is_file() and file_sha256(path) == sha256
+
+
+def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Path, recipe: dict[str, Any]) -> bool:
+    """True when ``output_path`` is exactly what this recipe makes from ``input_path`` now."""
+    recipe = json.loads(json.dumps(recipe))  # compare as stored (tuples become lists)
+    if not record or record.get("recipe") != recipe or record.get("restore_version") != __version__:
+        return False
+    if not _unchanged(output_path, record.get("output"), record.get("output_sha256")):
+        return False
+    if _unchanged(input_path, record.get("input"), record.get("input_sha256")):
+        return True
+    # An in-place run's output *is* the next run's input: recognise it instead of restoring twice.
+    same_file = input_path.resolve() == output_path.resolve()
+    return same_file and file_sha256(input_path) == record.get("output_sha256")
+
+
+def snapshot(input_path: Path) -> dict[str, Any]:
+    """The input's stat and sha256, taken *before* processing (an in-place run overwrites it)."""
+    return {"input": _stat(input_path), "input_sha256": file_sha256(input_path)}
+
+
+def write(path: Path, before: dict[str, Any], output_path: Path, recipe: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Record that ``output_path`` was made with ``recipe`` from the input ``before`` described."""
+    record = {
+        "restore_version": __version__,
+        **before,
+        "output": _stat(output_path),
+        "output_sha256": file_sha256(output_path),
+        "recipe": recipe,
+        **extra,
+    }
+    write_bytes_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())

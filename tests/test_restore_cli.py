@@ -1,0 +1,269 @@
+"""``restore restore`` end to end: formats, idempotency, kills, locks, shards, exit statuses."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from restore_cli import io
+from restore_cli.cli import app
+from restore_cli.restoration.jobs import shard_of
+from restore_cli.restoration.lock import lock_path
+
+
+def photo(h: int, w: int, channels: int, seed: int = 0) -> np.ndarray:
+    """uint8 (h, w[, c]) test photo: gradient, texture and a bright and a dark scratch."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = 120 + 60 * np.sin(x / 9.0) * np.cos(y / 13.0) + rng.normal(0, 6, (h, w))
+    base[(np.abs(y - 0.6 * x - 5) < 1.2)] = 250
+    base[(np.abs(x - w // 3) < 1)] = 10
+    planes = [np.clip(base + 25 * c, 0, 255) for c in range(channels)]
+    array = np.stack(planes, axis=-1).astype(np.uint8)
+    return array[:, :, 0] if channels == 1 else array
+
+
+def restore(*args: object, input: str | None = None):
+    return CliRunner().invoke(app, ["restore", *map(str, args)], input=input)
+
+
+def records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def statuses(stdout: str) -> dict[str, str]:
+    return {Path(r["input"]).name: r["status"] for r in records(stdout) if "summary" not in r}
+
+
+def folder_of_photos(root: Path, count: int = 3, size: int = 48) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        PILImage.fromarray(photo(size, size + 8, 3, seed=i)).save(root / f"p{i:02d}.png")
+    return root
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _write_inputs(folder: Path) -> None:
+    folder.mkdir()
+    PILImage.fromarray(photo(40, 56, 1)).save(folder / "gray.png")
+    PILImage.fromarray(photo(40, 56, 3)).save(folder / "rgb.png")
+    rgba = np.dstack([photo(40, 56, 3), (np.arange(40 * 56).reshape(40, 56) * 7 % 256).astype(np.uint8)])
+    PILImage.fromarray(rgba).save(folder / "rgba.png")
+    PILImage.fromarray(photo(40, 56, 3)).quantize(64).save(folder / "palette.png")
+    io.write_image(folder / "gray16.png", io.Image(pixels=io.to_float(photo(40, 56, 1)[:, :, None].astype(np.uint16) * 257, 16), bit_depth=16))
+    io.write_image(folder / "rgb16.tif", io.Image(pixels=io.to_float(photo(40, 56, 3).astype(np.uint16) * 257, 16), bit_depth=16))
+    PILImage.fromarray(photo(40, 56, 3)).save(folder / "rgb.tif")
+    exif = PILImage.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: displayed 40 wide, 56 high
+    PILImage.fromarray(photo(40, 56, 3)).save(folder / "rotated.jpg", exif=exif, quality=95)
+
+
+def test_every_format_round_trips_with_size_depth_alpha_and_orientation(tmp_path: Path) -> None:
+    _write_inputs(tmp_path / "in")
+    result = restore(tmp_path / "in", "-o", tmp_path / "out", "--method", "classical")
+    assert result.exit_code == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "in").iterdir())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == names
+    for name in names:
+        before, after = io.read_image(tmp_path / "in" / name), io.read_image(tmp_path / "out" / name)
+        assert after.pixels.shape == before.pixels.shape, name
+        assert after.bit_depth == before.bit_depth, name
+        assert after.format == before.format, name
+        assert (after.alpha is None) == (before.alpha is None), name
+        if before.alpha is not None:
+            assert np.array_equal(after.alpha, before.alpha), "alpha must be untouched bit for bit"
+    modes = {n: PILImage.open(tmp_path / "out" / n).mode for n in names}
+    assert modes["gray.png"] == "L" and modes["rgb.png"] == "RGB" and modes["rgba.png"] == "RGBA"
+    assert modes["palette.png"] == "RGB"  # restored photos are not re-quantised to 256 colours
+    rotated = PILImage.open(tmp_path / "out" / "rotated.jpg")
+    assert rotated.size == (40, 56) and rotated.getexif().get(0x0112, 1) == 1
+
+
+def test_format_suffix_recursive_and_sixteen_bit_jpeg_error(tmp_path: Path) -> None:
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    PILImage.fromarray(photo(32, 32, 3)).save(tmp_path / "in" / "a.png")
+    PILImage.fromarray(photo(32, 32, 3)).save(tmp_path / "in" / "sub" / "b.tif")
+    io.write_image(tmp_path / "in" / "deep.png", io.Image(pixels=np.full((32, 32, 1), 0.5, np.float32), bit_depth=16))
+    result = restore(tmp_path / "in", "-r", "-o", tmp_path / "out", "--method", "classical",
+                     "--format", "jpg", "--suffix", "_restored")
+    assert result.exit_code == 3
+    assert (tmp_path / "out" / "a_restored.jpg").is_file()
+    assert (tmp_path / "out" / "sub" / "b_restored.jpg").is_file()
+    assert "deep.png" in result.stderr and "16-bit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def test_rerun_skips_finished_work_and_redoes_what_changed(tmp_path: Path) -> None:
+    src, out = folder_of_photos(tmp_path / "in"), tmp_path / "out"
+    first = restore(src, "-o", out, "--method", "classical", "--json")
+    assert first.exit_code == 0 and set(statuses(first.stdout).values()) == {"ok"}
+    assert (out / ".restore" / "p00.png.json").is_file()
+    again = restore(src, "-o", out, "--method", "classical", "--json")
+    assert set(statuses(again.stdout).values()) == {"skipped"}
+
+    PILImage.fromarray(photo(48, 56, 3, seed=9)).save(src / "p01.png")  # new content
+    os.utime(src / "p02.png")  # touched, same bytes
+    (out / "p00.png").unlink()  # output lost
+    third = restore(src, "-o", out, "--method", "classical", "--json")
+    assert statuses(third.stdout) == {"p00.png": "ok", "p01.png": "ok", "p02.png": "skipped"}
+
+    other_recipe = restore(src, "-o", out, "--method", "hybrid", "--masks", _masks_for(src, tmp_path), "--json")
+    assert set(statuses(other_recipe.stdout).values()) == {"ok"}
+    forced = restore(src, "-o", out, "--method", "hybrid", "--masks", tmp_path / "masks", "--json", "--overwrite")
+    assert set(statuses(forced.stdout).values()) == {"ok"}
+    summary = records(forced.stdout)[-1]
+    assert summary["summary"] and summary["done"] == 3 and summary["status"] == 0
+
+
+def _masks_for(src: Path, tmp_path: Path) -> Path:
+    masks = tmp_path / "masks"
+    masks.mkdir(exist_ok=True)
+    for image in src.glob("*.png"):
+        array = np.zeros(PILImage.open(image).size[::-1], np.uint8)
+        array[10:14, :] = 255
+        PILImage.fromarray(array).save(masks / image.name)
+    return masks
+
+
+def test_killed_run_then_rerun_leaves_only_valid_images(tmp_path: Path) -> None:
+    src, out = folder_of_photos(tmp_path / "in", count=20, size=160), tmp_path / "out"
+    command = [sys.executable, "-m", "restore_cli.cli", "restore", str(src), "-o", str(out), "--method", "classical"]
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(out.glob("p*.png")):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = len(list(out.glob("p*.png")))
+    assert 0 < finished_before < 20, "the kill should land mid-run"
+    rerun = subprocess.run(command + ["--json"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sum(r.get("status") == "skipped" for r in records(rerun.stdout)) >= finished_before - 1
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(p.name for p in src.glob("*.png"))
+    for path in out.glob("*.png"):
+        assert io.read_image(path).pixels.shape == (160, 168, 3)
+    assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
+
+
+# --------------------------------------------------------------------------- lock, shards, statuses
+
+
+def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
+    src, out = folder_of_photos(tmp_path / "in", count=1), tmp_path / "out"
+    lock_path(out).parent.mkdir(parents=True)
+    with open(lock_path(out), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = restore(src, "-o", out, "--method", "classical")
+    assert result.exit_code == 4
+    assert "locked" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not list(out.glob("*.png"))
+
+
+def test_shards_cover_every_file_exactly_once(tmp_path: Path) -> None:
+    src, out = folder_of_photos(tmp_path / "in", count=7, size=24), tmp_path / "out"
+    seen: list[str] = []
+    for index in (1, 2, 3):
+        result = restore(src, "-o", out, "--method", "classical", "--shard", f"{index}/3", "--json")
+        assert result.exit_code == 0
+        seen += [name for name, status in statuses(result.stdout).items() if status == "ok"]
+    assert sorted(seen) == sorted(p.name for p in src.glob("*.png"))
+    names = [Path(f"dir/{i}.png") for i in range(300)]
+    counts = np.bincount([shard_of(n, 4) for n in names], minlength=4)
+    assert counts.sum() == 300 and counts.min() > 40  # a partition, and a balanced one
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--format", "gif"], "--format"),
+        (["--shard", "4/3"], "--shard"),
+        (["--method", "magic"], "--method"),
+        (["--tile", "100"], "--tile"),
+        (["--max-memory", "lots"], "--max-memory"),
+        (["--device", "tpu"], "--device"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:
+    src = folder_of_photos(tmp_path / "in", count=1, size=16)
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", *extra)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_refuses_to_write_into_an_input_folder_unless_in_place(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    refused = restore(src, "-o", src, "--method", "classical")
+    assert refused.exit_code == 2 and "--in-place" in refused.stderr
+    inside = restore(src, "-r", "-o", src / "restored", "--method", "classical")
+    assert inside.exit_code == 2
+    allowed = restore(src, "-o", src, "--method", "classical", "--in-place", "--suffix", "_r")
+    assert allowed.exit_code == 0 and (src / "p00_r.png").is_file()
+    again = restore(src, "-o", src, "--method", "classical", "--in-place", "--suffix", "_r", "--json")
+    assert again.exit_code == 0 and not list(src.glob("*_r_r.png"))
+    assert set(statuses(again.stdout).values()) <= {"skipped"}
+
+
+def test_in_place_without_suffix_replaces_originals_once(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=2, size=32)
+    original = (src / "p00.png").read_bytes()
+    first = restore(src, "-o", src, "--method", "classical", "--in-place", "--json")
+    assert first.exit_code == 0 and (src / "p00.png").read_bytes() != original
+    restored = (src / "p00.png").read_bytes()
+    os.utime(src / "p00.png")  # a backup tool touching the file must not trigger a second restoration
+    again = restore(src, "-o", src, "--method", "classical", "--in-place", "--json")
+    assert set(statuses(again.stdout).values()) == {"skipped"}
+    assert (src / "p00.png").read_bytes() == restored
+
+
+def test_bad_files_fail_alone_with_status_3_and_fail_fast_stops(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    (src / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (src / "notes.txt").write_text("not an image")
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 3
+    assert statuses(result.stdout) == {"a_broken.png": "failed", "p00.png": "ok", "p01.png": "ok"}
+    failed = [r for r in records(result.stdout) if r.get("status") == "failed"][0]
+    assert "a_broken.png" in failed["error"] and "Traceback" not in result.stderr
+    assert "notes.txt" in result.stderr  # skipped with a warning
+    fast = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--fail-fast", "--json")
+    assert fast.exit_code == 3 and list(statuses(fast.stdout).values()) == ["failed"]
+
+
+def test_hybrid_without_checkpoint_is_fatal_with_a_hint(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=1, size=16)
+    result = restore(src, "-o", tmp_path / "out", "--method", "hybrid", "--checkpoints", tmp_path / "none")
+    assert result.exit_code == 1
+    assert "mask_unet.safetensors" in result.stderr and "make checkpoints" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=3, size=32)
+    masks = _masks_for(src, tmp_path)
+    (masks / "p02.png").unlink()
+    result = restore("-o", tmp_path / "out", "--method", "hybrid", "--masks", masks, "--save-masks",
+                     tmp_path / "saved", "--json", input="\n".join(str(p) for p in sorted(src.glob("*.png"))) + "\n")
+    assert result.exit_code == 3
+    recs = {Path(r["input"]).name: r for r in records(result.stdout) if "summary" not in r}
+    assert recs["p00.png"]["status"] == "ok" and recs["p00.png"]["defect_coverage"] == pytest.approx(4 / 32)
+    assert recs["p02.png"]["status"] == "failed" and "no mask" in recs["p02.png"]["error"]
+    assert set(recs["p00.png"]) >= {"input", "output", "status", "error", "seconds", "defect_coverage"}
+    saved = np.asarray(PILImage.open(tmp_path / "saved" / "p00.png"))
+    assert set(np.unique(saved)) == {0, 255} and saved[10:14].all()
+    restored, original = io.read_image(tmp_path / "out" / "p00.png").pixels, io.read_image(src / "p00.png").pixels
+    assert np.array_equal(np.delete(restored, np.s_[10:14], axis=0), np.delete(original, np.s_[10:14], axis=0))
