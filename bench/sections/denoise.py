@@ -1,0 +1,88 @@
+"""Set12 Gaussian denoising at sigma 15/25/50: every `restore` method against the classical baselines.
+
+The noisy images come from ``restore degrade --preset gaussian --sigma S --seed 0`` (8-bit
+PNGs, so noise is clipped to [0, 255] and rounded, as in any saved file: the noisy input
+scores ~0.15 dB above the unclipped figure). The published DnCNN and BM3D averages are
+quoted beside the measured ones, labelled as quoted: they come from float-valued noisy
+images and the papers' own code, so they are context, not a like-for-like number.
+
+Every method in ``METHODS`` is run (new ones appear by themselves); those whose checkpoint
+is missing get a "not available" row. Seconds per image: for baselines the in-process
+call, for methods the runner's own per-image time (start-up and compilation excluded; the
+speed section reports those).
+"""
+
+from __future__ import annotations
+
+from bench.report import Table
+from bench.sections import baselines
+from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
+from bench.sections.runs import method_names, method_unavailable, run_method
+
+NAME = "denoise"
+SIGMAS = (15, 25, 50)
+#: Average PSNR on Set12 from Zhang et al., "Beyond a Gaussian Denoiser" (TIP 2017), Table III.
+PUBLISHED = {
+    "DnCNN-S": {15: 32.86, 25: 30.44, 50: 27.18},
+    "BM3D": {15: 32.37, 25: 29.97, 50: 26.72},
+}
+
+
+def sigmas(ctx: Context) -> tuple[int, ...]:
+    if ctx.sigmas is not None:
+        return ctx.sigmas
+    return (25,) if ctx.quick else SIGMAS
+
+
+def run(ctx: Context) -> list[Table]:
+    clean = clean_subset(ctx)
+    names = sorted(p.name for p in clean.iterdir())
+    tables = []
+    for sigma in sigmas(ctx):
+        data = degrade_set(ctx, f"gaussian{sigma}", clean, "gaussian", ["--sigma", str(sigma)])
+        tables.append(sigma_table(ctx, data, sigma, len(names)))
+    ignored = ctx.ignored_set12()
+    tables[-1].notes.append(
+        f"Set12 images used: {', '.join(names)}"
+        + (f"; other files in set12/ ignored: {', '.join(ignored)}" if ignored else "")
+        + ". Noise: `restore degrade --preset gaussian --sigma S --seed 0` (8-bit, clipped)."
+    )
+    tables[-1].notes.append(
+        "Baseline settings were tuned once on 8 Train400 images (never on Set12): "
+        "NL-means h=0.6σ (0.5σ at σ=50), TV weight 0.04/0.07/0.16; see bench/sections/baselines.py."
+    )
+    return tables
+
+
+def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
+    table = Table(f"Set12 Gaussian noise σ={sigma} ({count} images)")
+    inputs = data.images()
+    noisy = score(data.degraded, data.clean)
+    table.add(method="noisy input", kind="-", PSNR=noisy["PSNR"], SSIM=noisy["SSIM"], s_per_image=None)
+    for name, (_, settings) in baselines.BASELINES.items():
+        ctx.log(f"denoise σ={sigma}: {name} on {len(inputs)} images")
+        out = ctx.path("runs", f"gaussian{sigma}", _slug(name), fresh=True)
+        seconds = baselines.run_baseline(name, inputs, out, sigma)
+        scores = score(out, data.clean)
+        table.add(method=name, kind=f"baseline ({settings(sigma)})", PSNR=scores["PSNR"], SSIM=scores["SSIM"],
+                  s_per_image=seconds)
+    for method in method_names(ctx):
+        ctx.log(f"denoise σ={sigma}: restore --method {method}")
+        try:
+            result = run_method(ctx, method, data.degraded, ctx.out / "runs" / f"gaussian{sigma}" / method)
+            scores = score(result.output, data.clean)
+        except Exception as exc:  # noqa: BLE001 - one method's failure is a row, not the end of the bench
+            table.add(method=method, kind="restore --method", note=method_unavailable(exc))
+            continue
+        table.add(method=method, kind="restore --method", PSNR=scores["PSNR"], SSIM=scores["SSIM"],
+                  s_per_image=result.s_per_image)
+    for name, values in PUBLISHED.items():
+        if sigma in values:
+            table.add(method=f"{name} (published, not measured here)", kind="Zhang et al. 2017, Table III",
+                      PSNR=values[sigma], SSIM=None, s_per_image=None)
+    table.columns = ["method", "kind", "PSNR", "SSIM", "s_per_image", "note"]
+    return table
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")

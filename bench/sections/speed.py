@@ -1,0 +1,173 @@
+"""Throughput and cost: images/s per method, compilations on mixed sizes, a big scan, mask inference, training.
+
+* images/s: ``restore restore --json`` over a folder of 512x512 photos (Set12's five
+  512x512 images plus its 256x256 ones upscaled, Lanczos). The runner's per-image times
+  exclude interpreter start-up; "steady" also leaves out the first image, which pays for
+  compilation. "wall" is the whole command as a user waits for it.
+* compilations: the runner's ``compile_count`` after a folder of four different sizes.
+  With fixed-shape tiling every model compiles once, whatever the sizes.
+* big scan: ``bench/restore_big.py`` (seconds and peak RSS for a 6000x4000 scan; 2000x1500
+  in quick mode) for the default method, classical, and hybrid inpainting with the true mask.
+* mask inference: ``MaskDetector.predict`` on a 1024x1024 image, median of 3 calls after a
+  first (compiling) call, in this process.
+* training: read from each checkpoint's header (wall time covers evaluation and compile too).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench.report import Table, unavailable
+from bench.sections.common import Context
+from bench.sections.runs import default_method, method_names, method_unavailable, run_method
+
+NAME = "speed"
+BIG = (6000, 4000)
+BIG_QUICK = (2000, 1500)
+MIXED_SIZES = ((256, 256), (512, 512), (300, 200), (700, 500))
+
+
+def run(ctx: Context) -> list[Table]:
+    folder, mixed = make_folders(ctx)
+    tables = [throughput(ctx, folder, mixed), big_scan(ctx), mask_inference(ctx), training(ctx)]
+    return [t for t in tables if t is not None]
+
+
+def make_folders(ctx: Context) -> tuple[Path, Path]:
+    """OUT/data/speed-512 (512x512 copies) and OUT/data/speed-mixed (one image per size in MIXED_SIZES)."""
+    sources = ctx.set12()
+    n = 4 if ctx.quick else len(sources)
+    square = ctx.path("data", "speed-512", fresh=True)
+    mixed = ctx.path("data", "speed-mixed", fresh=True)
+    for i in range(n):
+        path = sources[i % len(sources)]
+        with Image.open(path) as im:
+            im.convert("L").resize((512, 512), Image.Resampling.LANCZOS).save(square / f"{i:02d}.png")
+    for i, size in enumerate(MIXED_SIZES):
+        with Image.open(sources[i % len(sources)]) as im:
+            im.convert("L").resize(size, Image.Resampling.LANCZOS).save(mixed / f"{size[0]}x{size[1]}.png")
+    return square, mixed
+
+
+def throughput(ctx: Context, folder: Path, mixed: Path) -> Table:
+    n = len(list(folder.iterdir()))
+    table = Table(f"`restore restore` throughput ({n} images of 512x512; mixed folder: 4 sizes)",
+                  columns=["method", "images_per_s", "steady_images_per_s", "wall_s", "compiles_mixed", "note"])
+    for method in method_names(ctx):
+        ctx.log(f"speed: restore --method {method} on 512x512 and mixed folders")
+        try:
+            result = run_method(ctx, method, folder, ctx.out / "runs" / "speed" / method)
+            mixed_run = run_method(ctx, method, mixed, ctx.out / "runs" / "speed-mixed" / method)
+        except Exception as exc:  # noqa: BLE001 - reported as the row's note
+            table.add(method=method, note=method_unavailable(exc))
+            continue
+        secs = result.image_seconds
+        table.add(method=method, images_per_s=len(secs) / sum(secs) if secs else None,
+                  steady_images_per_s=(len(secs) - 1) / sum(secs[1:]) if len(secs) > 1 else None,
+                  wall_s=result.wall_s, compiles_mixed=mixed_run.compile_count)
+    table.notes.append("images/s from the runner's per-image times; steady leaves out the first (compiling) image; "
+                       "wall: the whole command incl. Python start-up, imports and compilation.")
+    return table
+
+
+def big_scan(ctx: Context) -> Table:
+    """``bench/restore_big.py`` for the default method, classical, and hybrid inpainting with the drawn mask.
+
+    A 24 MP scan takes minutes per method on 2 cores, so not every method gets one.
+    """
+    width, height = ctx.big_size or (BIG_QUICK if ctx.quick else BIG)
+    table = Table(f"Big scan ({width}x{height} RGB, synthetic scratches and dust)",
+                  columns=["method", "seconds", "peak_rss_mb", "note"])
+    script = ctx.repo / "bench" / "restore_big.py"
+    if not script.is_file():
+        table.add(method="bench/restore_big.py", note=unavailable("bench/restore_big.py is not in this checkout"))
+        return table
+    runs = [(m, []) for m in dict.fromkeys([default_method(), "classical"]) if m in method_names(ctx)]
+    if "hybrid" in method_names(ctx):
+        runs.append(("hybrid", ["--true-mask"]))
+    for method, extra in runs:
+        label = method + (" + true mask" if extra else "")
+        cmd = [sys.executable, "-m", "bench.restore_big", "--method", method, "--width", str(width),
+               "--height", str(height), *extra]
+        ctx.log(f"speed: big scan, {label}: " + " ".join(cmd[2:]))
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ctx.repo)
+        lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]
+        if proc.returncode != 0 or not lines:
+            tail = " | ".join(proc.stderr.strip().splitlines()[-2:])
+            table.add(method=label, note=f"failed: exit {proc.returncode}: {tail}")
+            continue
+        rec = json.loads(lines[-1])
+        if rec.get("exit_status"):
+            table.add(method=label, note=method_unavailable(RuntimeError(" ".join(rec.get("stderr", [])))))
+            continue
+        table.add(method=label, seconds=rec.get("seconds"), peak_rss_mb=rec.get("peak_rss_mb"), raw=rec)
+    table.notes.append("Whole `restore restore` command on one image (start-up included); peak RSS of that process. "
+                       f"Run for the default method ({default_method()}), classical, and hybrid's inpainting alone "
+                       "with the drawn mask; other methods are left out to keep `make bench` under 30 min.")
+    return table
+
+
+def mask_inference(ctx: Context) -> Table:
+    table = Table("Mask prediction, 1024x1024, after compilation",
+                  columns=["checkpoint", "seconds", "first_call_s", "compiles", "note"])
+    from restore_cli.restoration.methods import MASK_CHECKPOINT
+
+    path = ctx.checkpoints / MASK_CHECKPOINT
+    if not path.is_file():
+        table.add(checkpoint=MASK_CHECKPOINT, note=unavailable(f"checkpoints/{MASK_CHECKPOINT} not found"))
+        return table
+    from restore_cli.restoration.mask_detector import MaskDetector
+
+    with Image.open(ctx.set12()[-1]) as im:
+        luma = np.asarray(im.convert("L").resize((1024, 1024), Image.Resampling.LANCZOS), np.float32) / 255.0
+    detector = MaskDetector.load(path)
+    start = time.perf_counter()
+    detector.predict(luma)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        detector.predict(luma)
+        times.append(time.perf_counter() - start)
+    table.add(checkpoint=MASK_CHECKPOINT, seconds=statistics.median(times), first_call_s=first,
+              compiles=detector.compile_count)
+    return table
+
+
+def training(ctx: Context) -> Table:
+    """One row per checkpoint file: what its header says about how it was trained (nothing re-measured)."""
+    table = Table("Training (from the checkpoint headers; not re-measured)",
+                  columns=["checkpoint", "kind", "steps", "batch", "wall_min", "samples_per_s", "trained_on",
+                           "metrics", "note"])
+    files = sorted(ctx.checkpoints.glob("*.safetensors")) if ctx.checkpoints.is_dir() else []
+    if not files:
+        table.add(checkpoint="checkpoints/*.safetensors",
+                  note=unavailable("no checkpoint files yet (make checkpoints)"))
+    from restore_cli.models.checkpoint import read_checkpoint
+
+    for path in files:
+        try:
+            _, header = read_checkpoint(path)
+        except Exception as exc:  # noqa: BLE001
+            table.add(checkpoint=path.name, note=f"failed: {exc}")
+            continue
+        train = header.get("training", {}) or {}
+        config = train.get("config", {}) or {}
+        steps, wall, batch = train.get("step"), train.get("wall_s"), config.get("batch")
+        metrics = header.get("metrics", {}) or {}
+        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(metrics.items())[:5])
+        machine = train.get("machine", {}) or {}
+        table.add(checkpoint=path.name, kind=header.get("kind"), steps=steps, batch=batch,
+                  wall_min=wall / 60 if wall else None,
+                  samples_per_s=steps * batch / wall if steps and batch and wall else None,
+                  trained_on=machine.get("processor") or machine.get("platform"), metrics=shown or None)
+    table.notes.append("samples/s = steps x batch / wall time (wall includes evaluation and compilation).")
+    return table

@@ -1,0 +1,107 @@
+"""The benchmark harness (`make bench`) end to end on tiny generated data: no ../shared, well under 30 s.
+
+What must hold whatever methods and checkpoints exist: the results files are written,
+every number has a machine line above it, published figures are labelled as quoted,
+files that are not Set12 are ignored and named, a failing section is recorded (and the
+run's exit status says so) instead of stopping the benchmark, and the README splice only
+touches the text between its markers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from bench import report, update_readme
+from bench.run import main
+from bench.sections.common import Context
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """DATA with set12/01.png, 02.png (64x64 gray), a stray non-Set12 file, and two small 'old photos'."""
+    root = tmp_path / "datasets"
+    (root / "set12").mkdir(parents=True)
+    (root / "old_photos").mkdir()
+    camera = Image.fromarray(skdata.camera())
+    for i, box in enumerate([(0, 0, 256, 256), (200, 200, 456, 456)], start=1):
+        camera.crop(box).resize((64, 64), Image.Resampling.LANCZOS).save(root / "set12" / f"{i:02d}.png")
+    camera.resize((64, 64)).save(root / "set12" / "test_001.png")
+    astronaut = Image.fromarray(skdata.astronaut()).resize((72, 96), Image.Resampling.LANCZOS)
+    astronaut.save(root / "old_photos" / "a.png")
+    rgba = astronaut.convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(root / "old_photos" / "b.png")
+    return root
+
+
+def test_quick_run_writes_results(dataset: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results"
+    ctx = Context(data=dataset, out=out, quick=True, max_images=1, sigmas=(25,), methods=["classical"])
+    status = main(["--data", str(dataset), "--out", str(out), "--quick", "--only", "denoise,real_photos"], ctx=ctx)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(out / "results.md")
+    assert status == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["versions"]["numpy"]
+    assert [s["name"] for s in doc["sections"]] == ["denoise", "real_photos"]
+    assert all(s["status"] == "ok" for s in doc["sections"])
+
+    rows = {r["method"]: r for r in doc["sections"][0]["tables"][0]["rows"]}
+    noisy = rows["noisy input"]["PSNR"]
+    for name in ("BM3D", "NL-means", "TV (Chambolle)", "wavelet (BayesShrink)", "classical"):
+        assert rows[name]["PSNR"] > noisy, name
+    assert rows["BM3D (published, not measured here)"]["PSNR"] == 29.97
+    assert rows["DnCNN-S (published, not measured here)"]["PSNR"] == 30.44
+    notes = " ".join(doc["sections"][0]["tables"][-1]["notes"])
+    assert "test_001.png" in notes and "ignored" in notes
+
+    photos = doc["sections"][1]["tables"][0]["rows"]
+    assert [r["photo"] for r in photos] == ["a.png", "b.png"]
+    assert all(0.0 <= r["masked_percent"] <= 100.0 for r in photos)
+    with Image.open(out / "contact_sheet.png") as sheet:
+        assert sheet.width == 1600 and sheet.height > 100
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.png", "b.png"]
+    assert (out / "data" / ".gitignore").read_text().strip().endswith("*")
+
+    md = (out / "results.md").read_text()
+    assert md.startswith("### Benchmark results") and "cores" in md and "| BM3D |" in md
+
+
+def test_failing_section_is_recorded_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results"
+    status = main(["--data", str(tmp_path / "nothing-here"), "--out", str(out), "--only", "denoise"])
+    assert status == 1
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["sections"][0]["status"].startswith("failed:")
+    assert "set12" in (out / "results.md").read_text()
+    assert capsys.readouterr().out.strip() == str(out / "results.md")
+
+
+def test_cells_never_invent_numbers() -> None:
+    assert report.fmt(None) == "–"
+    assert report.fmt(float("nan")) == "–"
+    assert report.fmt(30.4449) == "30.44"
+    assert report.fmt(0.85314) == "0.8531"
+    assert report.fmt(12345.6) == "12,346"
+    table = report.Table("t", rows=[{"method": "a", "PSNR": 1.5}, {"method": "b", "note": "not available: x"}])
+    md = report.table_markdown(table)
+    assert "| b | – | not available: x |" in md and "| a | 1.5 |  |" in md
+
+
+def test_readme_splice_replaces_only_the_block(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    results = tmp_path / "results.md"
+    readme.write_text("# restore\nintro\n<!-- bench:start -->\nold numbers\n<!-- bench:end -->\nafter\n")
+    results.write_text("### Benchmark results\n\n| a | b |\n")
+    assert update_readme.main(["--readme", str(readme), "--results", str(results), "--check"]) == 1
+    assert update_readme.main(["--readme", str(readme), "--results", str(results)]) == 0
+    text = readme.read_text()
+    block = "<!-- bench:start -->\n### Benchmark results\n\n| a | b |\n<!-- bench:end -->\n"
+    assert text == "# restore\nintro\n" + block + "after\n"
+    assert update_readme.main(["--readme", str(readme), "--results", str(results), "--check"]) == 0
+    readme.write_text("no markers\n")
+    assert update_readme.main(["--readme", str(readme), "--results", str(results)]) == 2
