@@ -52,6 +52,10 @@ MIN_CONTRAST = 0.04
 #: NL-means strength relative to the noise level, and the stretch's blend towards full range.
 NLM_H = 0.8
 STRETCH_STRENGTH = 0.5
+#: Noise estimates below this (5/255) are texture, not noise: no NL-means.
+MIN_DENOISE_SIGMA = 5.0 / 255.0
+#: Tonal span (0.5-99.5 percentiles) below which a print counts as faded and gets stretched.
+FADED_SPAN = 0.6
 
 
 def apply_chunked(fn: Callable[[np.ndarray], np.ndarray], array: np.ndarray, halo: int, chunk: int = CHUNK) -> np.ndarray:
@@ -153,8 +157,12 @@ def defect_mask(luma: np.ndarray, sigma: float | None = None) -> np.ndarray:
 
 
 def denoise_luma(luma: np.ndarray, sigma: float) -> np.ndarray:
-    """NL-means (fast mode) on one (H, W) plane; a no-op copy when there is no measurable noise."""
-    if sigma < 1e-3:
+    """NL-means (fast mode) on one (H, W) plane; a no-op copy when there is no measurable noise.
+
+    Below ``MIN_DENOISE_SIGMA`` the estimate mostly measures fine texture (clean Set12 images
+    read 1.5-4.5/255), and NL-means then erases detail: it cost ~7 dB on scratch-only images.
+    """
+    if sigma < MIN_DENOISE_SIGMA:
         return np.array(luma, np.float32)
 
     def nlm(crop: np.ndarray) -> np.ndarray:
@@ -166,11 +174,14 @@ def denoise_luma(luma: np.ndarray, sigma: float) -> np.ndarray:
 def stretch_range(luma: np.ndarray, strength: float = STRETCH_STRENGTH) -> None:
     """Mildly expand a faded print's tonal range, in place: blend towards a 0.5-99.5 percentile stretch.
 
-    Percentiles come from every 4th pixel (plenty for a histogram, 16x cheaper). A print
-    already spanning the range, or a flat one, is left alone.
+    Percentiles come from every 4th pixel (plenty for a histogram, 16x cheaper). Only a
+    print that has visibly lost range (its 0.5-99.5 percentiles span less than
+    ``FADED_SPAN``) is stretched: stretching a photo that already uses most of the range
+    changes every pixel for no visible gain (it cost ~4 dB on Set12's `scratches` preset).
+    A flat image is left alone too.
     """
     lo, hi = np.percentile(luma[::4, ::4], [0.5, 99.5])
-    if hi - lo < 0.05 or hi - lo > 0.97:
+    if hi - lo < 0.05 or hi - lo > FADED_SPAN:
         return
     gain = 1.0 + strength * (1.0 / (hi - lo) - 1.0)
     centre = (lo + hi) / 2.0
