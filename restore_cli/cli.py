@@ -105,6 +105,345 @@ def _root(
 # Keep the library free of Typer: it raises RestoreError subclasses and logs to "restore.*".
 
 
+@app.command()
+def degrade(
+    inputs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Photos or folders of photos (read from stdin when omitted and piped; "
+                            "else scikit-image's bundled sample photos).", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder: clean/, degraded/, masks/, manifest.jsonl, summary.json.")
+    ] = ...,
+    preset: Annotated[
+        str, typer.Option(help="old-photo: defects + ageing, grain, noise, blur, JPEG; scratches: local defects only; "
+                               "gaussian: Gaussian noise only.")
+    ] = "old-photo",
+    sigma: Annotated[Optional[float], typer.Option(help="Fixed Gaussian noise sigma, 0..255 units.")] = None,
+    size: Annotated[
+        Optional[int], typer.Option(min=8, help="Random SIZE x SIZE crops; smaller images are skipped. Default: whole images.")
+    ] = None,
+    variations: Annotated[
+        Optional[int], typer.Option(min=1, help="Degraded variants per input (default 1, or enough to reach --count).")
+    ] = None,
+    count: Annotated[Optional[int], typer.Option(min=1, help="Stop after this many samples in all.")] = None,
+    gray: Annotated[
+        Optional[bool],
+        typer.Option("--gray/--rgb", help="Convert inputs to gray or RGB (default: keep each image's).", show_default=False),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the dataset in a non-empty output folder.")] = False,
+    scratch_kinds: Annotated[
+        Optional[str], typer.Option(metavar="KINDS", help="Comma list of linear, broken, curved, cracks; 'none' for no scratches.")
+    ] = None,
+    scratch_count: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help="Scratches per sample.")] = None,
+    width_range: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help="Scratch width in pixels.")] = None,
+    dust: Annotated[Optional[bool], typer.Option("--dust/--no-dust", help="Dust and spots.", show_default=False)] = None,
+    dust_count: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help="Dust spots per sample.")] = None,
+    noise_prob: Annotated[Optional[float], typer.Option(help="Probability of Gaussian noise.")] = None,
+    grain_prob: Annotated[Optional[float], typer.Option(help="Probability of film grain.")] = None,
+    blur_prob: Annotated[Optional[float], typer.Option(help="Probability of blur.")] = None,
+    resample_prob: Annotated[Optional[float], typer.Option(help="Probability of down-up resampling.")] = None,
+    jpeg_prob: Annotated[Optional[float], typer.Option(help="Probability of JPEG compression.")] = None,
+    jpeg_quality: Annotated[Optional[str], typer.Option(metavar="LOW,HIGH", help="JPEG quality (1..100).")] = None,
+    fade_prob: Annotated[Optional[float], typer.Option(help="Probability of fading (contrast, black level).")] = None,
+    sepia_prob: Annotated[Optional[float], typer.Option(help="Probability of sepia toning (RGB only).")] = None,
+    settings: Annotated[
+        Optional[list[str]],
+        typer.Option("--set", metavar="KEY=VALUE", help="Any setting as KEY=VALUE, e.g. dust.radius_range=1,5 (repeatable; "
+                                   "all keys are in summary.json).", show_default=False),
+    ] = None,
+    seed: Seed = 0,
+    workers: Workers = 1,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Make training/benchmark data: clean crops, degraded copies and exact defect masks.
+
+    The mask marks scratches, cracks and dust (255); global effects (noise, blur, JPEG, fading)
+    are applied afterwards and never marked. Prints only the output folder, so it pipes:
+
+      restore degrade photos/ -o data --size 256 --variations 4 | restore train-mask -o mask.safetensors
+    """
+    from restore_cli.degrade.config import from_preset
+    from restore_cli.degrade.dataset import DatasetOptions, make_dataset
+
+    def call() -> int:
+        config = from_preset(preset, {
+            "noise.sigma_range": sigma, "scratches.kinds": scratch_kinds, "scratches.count_range": scratch_count,
+            "scratches.width_range": width_range, "dust.enabled": dust, "dust.count_range": dust_count,
+            "noise.prob": noise_prob, "grain.prob": grain_prob, "blur.prob": blur_prob,
+            "resample.prob": resample_prob, "jpeg.prob": jpeg_prob, "jpeg.quality_range": jpeg_quality,
+            "fade.prob": fade_prob, "sepia.prob": sepia_prob,
+        }, settings or ())
+        options = DatasetOptions(
+            out=out, size=size, variations=variations, count=count,
+            colour="keep" if gray is None else "gray" if gray else "rgb", seed=seed, workers=workers,
+            max_pixels=max_pixels, overwrite=overwrite, preset=preset,
+        )
+        result = make_dataset(paths_or_stdin(inputs, "input", required=False), config, options)
+        print_path(result.out)
+        return int(result.status)
+
+    run_library_call(call, verbose=verbose, quiet=quiet)
+
+
+@app.command()
+def evaluate(
+    results: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Result folders, one per method/model (read from stdin when omitted and piped).",
+                       show_default=False),
+    ] = None,
+    reference: Annotated[
+        Optional[Path], typer.Option(help="Clean reference images, paired with results by name stem (PSNR, SSIM).")
+    ] = None,
+    masks: Annotated[
+        Optional[Path], typer.Option(help="Predicted defect masks (PNG, 255 = defect); needs --true-masks.")
+    ] = None,
+    true_masks: Annotated[Optional[Path], typer.Option(help="Ground-truth defect masks, paired by name stem.")] = None,
+    inputs: Annotated[
+        Optional[Path], typer.Option(help="Degraded originals, shown beside the results in the --html viewer.")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON record per image on stdout, then a summary record.")
+    ] = False,
+    html: Annotated[
+        Optional[Path], typer.Option(help="Write a static side-by-side viewer page here (open it in a browser).")
+    ] = None,
+    curves: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="Training curves for the viewer: a PNG, a metrics JSONL, or a checkpoint/run folder "
+                          "with one beside it. Repeatable."),
+    ] = None,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score restored images (PSNR, SSIM) and detected masks (IoU, F1, precision, recall).
+
+    Results are paired with references by file-name stem (x.png with x.tif). A table goes to
+    stderr; --json writes records on stdout. Example:
+
+      restore evaluate out/unet out/bm3d --reference data/clean --inputs data/degraded --html report.html
+    """
+    from restore_cli.evaluate import run_evaluation
+
+    run_library_call(
+        lambda: run_evaluation(
+            paths_or_stdin(results, "result folder", required=masks is None),
+            reference=reference, masks=masks, true_masks=true_masks, inputs=inputs, html=html,
+            curves=curves or (), json_out=sys.stdout if json_out else None, console=stderr_console,
+            detail=not quiet, max_pixels=max_pixels,
+        ),
+        verbose=verbose,
+        quiet=quiet,
+    )
+
+
+@app.command("train-mask")
+def train_mask(
+    dataset: Annotated[
+        Optional[Path],
+        typer.Argument(help="A `restore degrade` folder (clean/, degraded/, masks/); read from stdin when piped.",
+                       show_default=False),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (the best model by val F1).")] = ...,
+    online: Annotated[
+        Optional[Path], typer.Option(help="Train on clean images here, degraded afresh for every batch (no DATASET).")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Training preset: tiny (smoke test) or default.")] = "default",
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the training images (with --steps: whichever ends first).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps in total (default: the preset's).")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (default: the preset's, 16).")] = None,
+    crop: Annotated[Optional[int], typer.Option(min=1, help="Crop side in pixels (default: the preset's, 96).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="bce-dice (default), focal or bce.")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of the images held out for validation.")] = None,
+    val_count: Annotated[Optional[int], typer.Option(min=1, help="Hold out this many images instead of --val-fraction.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")] = False,
+    checkpoint_every: Annotated[Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")] = None,
+    seed: Seed = 0,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the scratch/dust detector (a small U-Net); print the checkpoint path on stdout.
+
+    Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl and
+    NAME.curves.png. Examples:
+
+      restore degrade photos/ --preset scratches -o data | restore train-mask -o mask.safetensors
+
+      restore train-mask --online photos/ -o mask.safetensors --steps 4000
+    """
+    import dataclasses
+
+    def call() -> None:
+        from restore_cli.train.mask import MASK_PRESETS, MaskTrainConfig, train_mask as run
+
+        if preset not in MASK_PRESETS:
+            raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
+        given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
+                 "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every}
+        changes = {k: v for k, v in given.items() if v is not None}
+        if epochs is not None and steps is None:
+            changes["steps"] = None  # --epochs alone decides the length
+        if checkpoint_every is not None:
+            changes["eval_every"] = checkpoint_every
+        config: MaskTrainConfig = dataclasses.replace(MASK_PRESETS[preset], seed=seed, **changes)
+        folders = [dataset] if online is not None else paths_or_stdin([dataset] if dataset else None, "DATASET folder")
+        if len(folders) > 1:
+            raise UsageError(f"train-mask takes one DATASET folder, got {len(folders)}")
+        print_path(run(folders[0], output, config, online=online, resume=resume, max_pixels=max_pixels).checkpoint)
+
+    run_library_call(call, verbose=verbose, quiet=quiet)
+
+
+@app.command("restore")
+def restore_command(
+    inputs: Annotated[
+        Optional[list[Path]],
+        typer.Argument(help="Image files or folders (read from stdin, one per line, when omitted and piped).",
+                       show_default=False),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the restored images.")] = ...,
+    method: Annotated[
+        str, typer.Option(help="classical (no model), hybrid (learned mask + inpainting), auto (best available).")
+    ] = "hybrid",
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; mirror them.")] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output format: same (as the input), png, jpg or tiff.")
+    ] = "same",
+    suffix: Annotated[str, typer.Option(help="Appended to each output file's stem, e.g. _restored.")] = "",
+    in_place: Annotated[
+        bool, typer.Option("--in-place", help="Allow writing into an input folder (overwrites originals without --suffix).")
+    ] = False,
+    masks: Annotated[
+        Optional[Path], typer.Option(help="Use your own defect masks (255 = defect), paired by name stem.")
+    ] = None,
+    save_masks: Annotated[Optional[Path], typer.Option(help="Also write the defect masks here as PNG.")] = None,
+    mask_threshold: Annotated[
+        Optional[float], typer.Option(help="Mask probability threshold (default: the checkpoint's).")
+    ] = None,
+    tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16).")] = 256,
+    max_memory: Annotated[
+        Optional[str], typer.Option(help="Memory budget for the networks, e.g. 1.5G: picks tile size and batch.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or gpu.")] = "auto",
+    domain_weights: Annotated[
+        Optional[str], typer.Option(help="vae/auto: mix of restoration domains, e.g. Y=0.5,Z=0.5.")
+    ] = None,
+    checkpoints: Annotated[
+        Optional[Path], typer.Option(help="Folder holding the model checkpoints (default: the shipped ones).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Redo files whose outputs are already up to date.")] = False,
+    fail_fast: Annotated[bool, typer.Option(help="Stop at the first file that fails.")] = False,
+    shard: Annotated[
+        Optional[str], typer.Option(help="I/N: only the inputs whose relative path hashes to shard I of N (1-based).")
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="One JSON record per file on stdout, then a summary record.")
+    ] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Restore damaged photos: find scratches and dust, fill them in, keep size, depth, alpha and EXIF.
+
+    Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and redo what
+    changed; a second run on the same output folder exits with status 4. Example:
+
+      restore restore scans/ -r -o restored/ --method classical --suffix _restored
+    """
+    from restore_cli.restoration.runner import RestoreOptions, restore_files
+
+    def call() -> object:
+        options = RestoreOptions(
+            inputs=paths_or_stdin(inputs, "input image or folder"), output=output, method=method,
+            recursive=recursive, fmt=fmt, suffix=suffix, in_place=in_place, masks=masks, save_masks=save_masks,
+            mask_threshold=mask_threshold, tile=tile, max_memory=max_memory, device=device,
+            domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,
+            shard=shard, max_pixels=max_pixels,
+        )
+        return restore_files(options, json_out=sys.stdout if json_out else None, console=stderr_console)
+
+    run_library_call(call, verbose=verbose, quiet=quiet)
+
+
+@app.command("train-vae")
+def train_vae(
+    dataset: Annotated[
+        Optional[Path],
+        typer.Argument(help="A `restore degrade` folder (clean/, degraded/, masks/); read from stdin when piped.",
+                       show_default=False),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (the best model by val PSNR).")] = ...,
+    clean: Annotated[
+        Optional[Path], typer.Option(help="Train on clean images here, degraded afresh every batch (no DATASET).")
+    ] = None,
+    real: Annotated[Optional[Path], typer.Option(help="Real old photos (domain Z): unpaired random crops.")] = None,
+    arch: Annotated[
+        Optional[str], typer.Option(help="simple, unet, resblock (the original family) or translation (default).")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="default (restoration), cr6 (the original's values) or tiny (smoke test).")] = "default",
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Passes over the training images (replaces the preset's steps).")] = None,
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps in total (wins over --epochs).")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (a multiple of the device count).")] = None,
+    crop: Annotated[Optional[int], typer.Option(min=8, help="Crop side in pixels.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="adam, adamax, sgd or adamw.")] = None,
+    beta_schedule: Annotated[Optional[str], typer.Option(help="KL weight schedule: linear-step, cosine, sigmoid or cyclic.")] = None,
+    beta_start: Annotated[Optional[float], typer.Option(help="KL weight at the start.")] = None,
+    beta_max: Annotated[Optional[float], typer.Option(help="Largest KL weight.")] = None,
+    anneal_epochs: Annotated[Optional[float], typer.Option(help="linear-step: epochs between raises; cyclic: cycle length.")] = None,
+    domain_weight: Annotated[Optional[str], typer.Option(help="Loss weight per domain, e.g. X=1,Y=1,Z=0.5 (unnamed: 1).")] = None,
+    e2e_from: Annotated[
+        Optional[float], typer.Option(help="translation: fraction of the run trained Wan-style (VAEs + mapping) before end-to-end.")
+    ] = None,
+    val: Annotated[Optional[Path], typer.Option(help="Clean validation images, noised at --val-sigma with a fixed seed.")] = None,
+    val_sigma: Annotated[Optional[float], typer.Option(help="Noise sigma (0..255) of the --val images (default 25).")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")] = False,
+    seed: Seed = 0,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
+    verbose: Verbose = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train the VAE family or the latent-translation restorer; print the checkpoint path on stdout.
+
+    Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl and
+    NAME.curves.png. Examples:
+
+      restore train-vae --clean train400/ --real old_photos/ --val set12/ -o vae.safetensors
+
+      restore degrade photos/ -o data | restore train-vae --arch simple --preset cr6 -o cr6.safetensors
+    """
+
+    def call() -> None:
+        from restore_cli.restoration.vae_method import parse_domain_weights
+        from restore_cli.train.vae import train_vae as run
+        from restore_cli.train.vae_config import resolve
+
+        weights = None
+        if domain_weight is not None:
+            parsed = parse_domain_weights(domain_weight, ("X", "Y", "Z"), missing=1.0, option="--domain-weight")
+            weights = (parsed["X"], parsed["Y"], parsed["Z"])
+        config = resolve(
+            preset, arch, epochs=epochs, steps=steps, batch=batch, crop=crop, lr=lr, optimizer=optimizer,
+            beta_schedule=beta_schedule, beta_start=beta_start, beta_max=beta_max, anneal_epochs=anneal_epochs,
+            domain_weights=weights, e2e_from=e2e_from, val_sigma=val_sigma, checkpoint_every=checkpoint_every,
+            eval_every=checkpoint_every,
+        )
+        folders = [dataset] if clean is not None else paths_or_stdin([dataset] if dataset else None, "DATASET folder")
+        if len(folders) > 1:
+            raise UsageError(f"train-vae takes one DATASET folder, got {len(folders)}")
+        print_path(run(folders[0], output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
+                       max_pixels=max_pixels))
+
+    run_library_call(call, verbose=verbose, quiet=quiet)
+
+
 def main() -> None:
     app()
 

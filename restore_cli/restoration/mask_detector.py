@@ -1,0 +1,81 @@
+"""Find scratches, cracks and dust in a photo of any size with a trained mask U-Net.
+
+Inference goes through :func:`restore_cli.restoration.tiling.infer_tiled` with one fixed tile
+shape, so a folder of mixed sizes compiles the network exactly once
+(:attr:`MaskDetector.compile_count` shows it). The apply function is a plain ``jax.jit`` of
+``nnx.merge(graphdef, state)``: the model's graph is split once at load time, so calling it
+per tile costs no NNX graph traversal.
+
+Tile size: 384 px with 32 px of overlap (tiles step by 352 px). Measured on a 1024x1024
+image with the default U-Net: 9 tiles, 0.74 s (256 px tiles: 25 tiles, 1.08 s), because
+overlap and padding waste less with bigger tiles; on large scans the waste is 19 % of the
+pixels instead of 31 %. Images smaller than a tile are padded to one tile (~0.1 s).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from restore_cli.models.checkpoint import load_model
+from restore_cli.models.unet import UNet, build_unet
+from restore_cli.restoration.tiling import infer_tiled, round_up
+
+KIND = "mask-unet"
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+class MaskDetector:
+    """A loaded mask U-Net: ``probabilities(luma)`` per pixel and ``predict(luma)`` as a boolean mask.
+
+    Speed (default arch 8-16-32-64-96 with GroupNorm, 2-core CPU shared with other jobs, after
+    the one compilation of ~2-3 s): 1024x1024 in 0.74-0.80 s, ~0.73 s of CPU time.
+    """
+
+    def __init__(self, model: UNet, header: dict[str, Any] | None = None, *, tile: int = 384, overlap: int = 32,
+                 batch: int = 1):
+        self.header = dict(header or {})
+        self.config = model.config
+        m = self.config.multiple  # infer_tiled needs tile and overlap on the network's grid
+        self.tile, self.overlap, self.batch = round_up(tile, m), round_up(overlap, m), batch
+        self.threshold = float(self.header.get("threshold", 0.5))
+        self.compile_count = 0
+        graphdef, state = nnx.split(model)
+        self._state = state
+
+        def apply(state, tiles):
+            self.compile_count += 1  # runs only while tracing
+            return jax.nn.sigmoid(nnx.merge(graphdef, state)(tiles))
+
+        self._apply = jax.jit(apply)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> MaskDetector:
+        """Read a ``train-mask`` checkpoint; CheckpointError if missing, corrupt or not a mask model."""
+        model, header = load_model(path, KIND, build_unet)
+        return cls(model, header, **kwargs)
+
+    def _tiles(self, tiles: np.ndarray) -> np.ndarray:
+        return np.asarray(self._apply(self._state, tiles))
+
+    def probabilities(self, luma: np.ndarray) -> np.ndarray:
+        """Defect probability per pixel, float32 (H, W), for a luminance image (H, W) or (H, W, 1) in [0, 1].
+
+        An (H, W, 3) RGB image is converted to BT.601 luminance first.
+        """
+        luma = np.asarray(luma, dtype=np.float32)
+        if luma.ndim == 3:
+            luma = luma[:, :, 0] if luma.shape[2] == 1 else luma[:, :, :3] @ _LUMA
+        if luma.ndim != 2 or min(luma.shape) < 1:
+            raise ValueError(f"expected a 2-D luminance image, got shape {luma.shape}")
+        out = infer_tiled(self._tiles, luma[:, :, None], tile=self.tile, overlap=self.overlap,
+                          multiple=self.config.multiple, batch=self.batch, out_channels=1)
+        return out[:, :, 0]
+
+    def predict(self, luma: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Boolean defect mask (H, W); ``threshold`` defaults to the one chosen on validation."""
+        return self.probabilities(luma) >= (self.threshold if threshold is None else threshold)

@@ -1,0 +1,259 @@
+"""The training loop every trainer shares (mask U-Net, VAE): step, log, evaluate, checkpoint, resume.
+
+A trainer supplies four things and calls :func:`fit`:
+
+* ``train_step`` - from :func:`make_train_step` (``loss_fn(model, batch, step) -> (loss, aux)``),
+  an ``nnx.jit`` function compiled once because batches have fixed shapes;
+* ``make_batch(step) -> batch`` - a pure function of the step (see :mod:`restore_cli.train.data`),
+  run ``LoopConfig.prefetch`` batches ahead in a thread. Per-step host scalars (a beta
+  schedule) can ride in the dict as 0-d float32 arrays (traced: no recompiles), and since it
+  runs in the prefetch thread it may also place the batch on devices (``shard_batch``);
+* ``evaluate(model) -> {"val_...": float}`` - host floats; ``LoopConfig.best_metric`` names the
+  one that picks the best checkpoint;
+* ``header(eval_metrics) -> dict`` - the inference checkpoint's header (kind, arch, extras).
+
+Files, for a checkpoint ``run/mask.safetensors``:
+
+* ``run/mask.safetensors`` - the best model so far (by ``best_metric``), inference format;
+* ``run/mask.last.safetensors`` - model + optimizer state + step, every ``checkpoint_every``
+  steps; ``resume=True`` continues from it exactly (batches depend only on the step, and
+  randomness inside a step should come from ``jax.random.fold_in(key, step)``);
+* ``run/mask.metrics.jsonl`` - one row per log interval and per evaluation;
+* ``run/mask.curves.png`` - train loss and validation metrics, redrawn at each evaluation.
+
+The loss only reaches the host every ``log_every`` steps (and before every checkpoint), so
+the device never waits on Python; a non-finite loss found then stops training with
+:class:`TrainingDiverged` and the last checkpoint on disk - written only after such a check -
+stays the last good one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from restore_cli.errors import RestoreError
+from restore_cli.io import display_path
+from restore_cli.log import progress_enabled, stderr_console
+from restore_cli.models.checkpoint import model_arrays, save_checkpoint
+from restore_cli.train.data import Batch, Prefetcher
+from restore_cli.train.progress import MetricsLog, Progress, json_value, reset_metrics
+from restore_cli.train.state_io import load_train_state, machine, save_train_state, state_arrays
+
+log = logging.getLogger("restore.train")
+LossFn = Callable[[nnx.Module, dict[str, jax.Array], jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+class TrainingDiverged(RestoreError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    steps: int  # stop after this many optimizer steps in total (a resumed run counts the earlier ones)
+    log_every: int = 50
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    best_metric: str = "val_f1"
+    best_mode: str = "max"  # "max" or "min"
+    prefetch: int = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """Where a run writes, all derived from the requested checkpoint path."""
+
+    checkpoint: Path
+
+    def _beside(self, suffix: str) -> Path:
+        return self.checkpoint.with_name(self.checkpoint.stem + suffix)
+
+    @property
+    def last(self) -> Path:
+        return self._beside(".last.safetensors")
+
+    @property
+    def metrics(self) -> Path:
+        return self._beside(".metrics.jsonl")
+
+    @property
+    def curves(self) -> Path:
+        return self._beside(".curves.png")
+
+
+@dataclasses.dataclass
+class FitResult:
+    step: int
+    best: float | None
+    best_step: int | None
+    last_eval: dict[str, float]
+    wall_s: float
+    steps_per_s: float  # after compilation
+    compile_s: float  # first step, compilation included
+
+
+def count_traces(fn: Callable) -> Callable:
+    """Wrap ``fn`` so ``wrapper.traces`` counts how often its Python body runs (= traces under jit)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        wrapper.traces += 1
+        return fn(*args, **kwargs)
+
+    wrapper.traces = 0
+    return wrapper
+
+
+def make_train_step(loss_fn: LossFn) -> Callable:
+    """``step(model, optimizer, batch) -> {"loss": ..., **aux}``, jitted; ``step.traces`` counts compiles.
+
+    ``loss_fn(model, batch, step)`` gets the optimizer's step counter (a traced uint32) so that
+    stochastic losses can derive their key with ``fold_in`` and stay exactly resumable.
+    """
+
+    @count_traces
+    def step(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        grad_fn = nnx.value_and_grad(loss_fn, has_aux=True)
+        (loss, aux), grads = grad_fn(model, batch, optimizer.step[...])
+        optimizer.update(model, grads)
+        return {"loss": loss, **aux}
+
+    jitted = nnx.jit(step)
+    jitted.traced = step  # type: ignore[attr-defined]
+    return jitted
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    if not math.isfinite(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def fit(
+    model: nnx.Module,
+    optimizer: nnx.Optimizer,
+    train_step: Callable,
+    make_batch: Callable[[int], Batch],
+    config: LoopConfig,
+    paths: RunPaths,
+    *,
+    header: Callable[[dict[str, float]], dict[str, Any]],
+    evaluate: Callable[[nnx.Module], dict[str, float]] | None = None,
+    resume_key: dict[str, Any] | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Train until ``config.steps``; see the module docstring for what is written where."""
+    from restore_cli.report.curves import plot_curves  # matplotlib: imported only when training
+
+    resume_key = resume_key or {}
+    start, best, best_step, wall_before = 0, None, None, 0.0
+    if resume:
+        info = load_train_state(paths.last, model, optimizer, resume_key)
+        start, best, best_step, wall_before = info["step"], info.get("best"), info.get("best_step"), info.get("wall_s", 0.0)
+        log.info("resuming %s at step %d of %d", display_path(paths.last), start, config.steps)
+    paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    reset_metrics(paths.metrics, start if resume else None)
+    recorder = MetricsLog(paths.metrics)
+    last_good = (paths.last, start) if resume else None
+    pending: list[dict[str, jax.Array]] = []
+    last_eval: dict[str, float] = {}
+    t0 = time.perf_counter()
+    t_compiled, step_compiled = None, start
+    t_window, window_start = t0, start
+
+    def flush(step: int) -> dict[str, float]:
+        """Bring pending losses to the host, check them, write a row. ``step`` = steps done."""
+        nonlocal pending, t_window, window_start
+        if not pending:
+            return {}
+        host = jax.device_get(pending)
+        first = step - len(host) + 1
+        for offset, row in enumerate(host):
+            bad = ", ".join(f"{k}={float(v)}" for k, v in row.items() if not np.isfinite(v))
+            if bad:
+                raise _diverged(first + offset, bad, last_good)
+        means = {k: float(np.mean([r[k] for r in host])) for k in host[0]}
+        now = time.perf_counter()
+        rate = (step - window_start) / max(now - t_window, 1e-9)
+        t_window, window_start, pending = now, step, []
+        recorder.write({"step": step, **means, "steps_per_s": rate, "wall_s": wall_before + now - t0})
+        return {**means, "steps_per_s": rate}
+
+    progress = Progress(config.steps, start, enabled=progress_enabled(), console=stderr_console)
+    with Prefetcher(make_batch, start, config.steps, config.prefetch) as batches, progress:
+        step = start
+        for step_index, batch in batches:
+            pending.append(train_step(model, optimizer, batch))
+            step = step_index + 1
+            if t_compiled is None:  # one host sync, once: separates compile time from step time
+                jax.block_until_ready(pending[-1])
+                t_compiled, step_compiled = time.perf_counter(), step
+                t_window, window_start = t_compiled, step
+                log.debug("first step (compilation included) took %.1f s", t_compiled - t0)
+            final = step == config.steps
+            do_eval = evaluate is not None and (step % config.eval_every == 0 or final)
+            do_ckpt = step % config.checkpoint_every == 0 or final
+            if step % config.log_every == 0 or final or do_eval or do_ckpt:
+                shown = flush(step)
+                progress.update(step, shown)
+                if shown and not progress.enabled:
+                    log.info("%s", progress.line(step, shown))
+            else:
+                progress.update(step, None)
+            if do_eval:
+                last_eval = evaluate(model)
+                recorder.write({"step": step, **last_eval})
+                value = last_eval.get(config.best_metric, float("nan"))
+                if _better(value, best, config.best_mode):
+                    best, best_step = value, step
+                    _save_best(paths, model, header, last_eval, step, wall_before + time.perf_counter() - t0, last_good)
+                log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items()))
+                plot_curves(recorder.rows, paths.curves, title=paths.checkpoint.name)
+            if do_ckpt:
+                wall = wall_before + time.perf_counter() - t0
+                if evaluate is None:
+                    _save_best(paths, model, header, {}, step, wall, last_good)
+                _check_finite(state_arrays(model), step, last_good)
+                info = {"step": step, "best": best, "best_step": best_step, "wall_s": wall, "key": resume_key}
+                save_train_state(paths.last, model, optimizer, info)
+                last_good = (paths.last, step)
+            if do_eval or do_ckpt:
+                t_window = time.perf_counter()  # steps/s counts training only
+    now = time.perf_counter()
+    rate = (step - step_compiled) / (now - t_compiled) if t_compiled and step > step_compiled else 0.0
+    return FitResult(step, best, best_step, last_eval, wall_before + now - t0, rate,
+                     (t_compiled - t0) if t_compiled else 0.0)
+
+
+def _diverged(step: int, what: str, last_good: tuple[Path, int] | None) -> TrainingDiverged:
+    where = (f"the last good checkpoint is {display_path(last_good[0])} (step {last_good[1]})"
+             if last_good else "no checkpoint was written")
+    return TrainingDiverged(f"training diverged at step {step}: {what} (learning rate too high, or bad data?); {where}")
+
+
+def _check_finite(arrays: dict[str, np.ndarray], step: int, last_good: tuple[Path, int] | None) -> None:
+    """A checkpoint is only written from finite weights (a finite loss can still be followed by an inf update)."""
+    for name, value in arrays.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise _diverged(step, f"weight {name} is not finite", last_good)
+
+
+def _save_best(paths: RunPaths, model, header: Callable, metrics: dict, step: int, wall_s: float,
+               last_good: tuple[Path, int] | None) -> None:
+    arrays = model_arrays(model)
+    _check_finite(arrays, step, last_good)
+    head = header(metrics)
+    training = dict(head.get("training", {}))
+    training.update(step=step, wall_s=round(wall_s, 2), machine=machine())
+    metrics = {k: json_value(v) for k, v in metrics.items()}
+    save_checkpoint(paths.checkpoint, arrays, {**head, "training": training, "metrics": metrics})

@@ -1,0 +1,208 @@
+"""train-mask end to end on a tiny generated degrade folder: batches, loop, resume, NaN guard, detector, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from restore_cli.errors import CheckpointError, UsageError
+from restore_cli.io import Image, write_gray8, write_image
+from restore_cli.models.checkpoint import read_checkpoint
+from restore_cli.models.unet import UNetConfig
+from restore_cli.restoration.mask_detector import MaskDetector
+from restore_cli.train import data
+from restore_cli.train.loop import TrainingDiverged
+from restore_cli.train.mask import MASK_PRESETS, online_degrade_config, train_mask
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dataclasses.replace(
+    MASK_PRESETS["tiny"], arch=UNetConfig(widths=(8, 8), norm="none"), batch=4, crop=24, steps=40,
+    lr=1e-2, warmup=2, val_crops=8, log_every=1, eval_every=20, checkpoint_every=20,
+)
+
+
+def _make_degrade_folder(root: Path, count: int = 6, size: int = 40) -> Path:
+    """clean/ degraded/ masks/ with bright and dark 1-2 px lines (a stand-in for `restore degrade`)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(count):
+        clean = (0.3 + 0.4 * np.sin(xx / rng.uniform(4, 9) + i) * np.cos(yy / 7.0) ** 2).astype(np.float32)
+        degraded, mask = clean.copy(), np.zeros((size, size), bool)
+        for _ in range(3):
+            if rng.random() < 0.5:
+                line = np.abs(xx - rng.integers(3, size - 3) - (yy - size / 2) * rng.uniform(-0.3, 0.3)) < rng.uniform(0.6, 1.2)
+            else:
+                line = np.abs(yy - rng.integers(3, size - 3)) < 0.8
+            degraded[line] = 1.0 if rng.random() < 0.6 else 0.0
+            mask |= line
+        name = f"img{i}.png"
+        for sub, pixels in (("clean", clean), ("degraded", degraded)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            write_image(root / sub / name, Image(pixels=pixels[:, :, None]))
+        (root / "masks").mkdir(exist_ok=True)
+        write_gray8(root / "masks" / name, mask.astype(np.uint8) * 255)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return _make_degrade_folder(tmp_path_factory.mktemp("degraded"))
+
+
+@pytest.fixture(scope="module")
+def trained(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mask.safetensors"
+    return train_mask(folder, out, TINY)
+
+
+def _losses(checkpoint: Path) -> dict[int, float]:
+    rows = [json.loads(x) for x in checkpoint.with_name(checkpoint.stem + ".metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_batches_follow_the_contract_and_depend_only_on_the_step(folder):
+    batches = data.Batches(data.PairSource(folder), batch=3, crop=16, seed=7)
+    first, again = batches(5), batches(5)
+    assert set(first) == set(data.BATCH_KEYS)
+    for key, value in first.items():
+        assert value.shape == (3, 16, 16, 1) and value.dtype == np.float32
+        assert np.array_equal(value, again[key])
+    assert set(np.unique(first["mask"])) <= {0.0, 1.0}
+    assert not np.array_equal(batches(6)["degraded"], first["degraded"])
+    assert batches.steps_per_epoch == 2  # 6 images, 3 per step
+    assert sorted(batches.indices(0) + batches.indices(1)) == list(range(6))  # an epoch shows each image once
+    with data.Prefetcher(batches, 4, 7, depth=2) as prefetch:
+        steps = [step for step, _ in prefetch]
+    assert steps == [4, 5, 6]
+
+
+def test_online_batches_are_fresh_but_reproducible(folder):
+    source = data.OnlineSource.from_folder(folder / "clean", online_degrade_config(), region=32)
+    batches = data.Batches(source, batch=6, crop=24, seed=1)
+    first = batches(0)
+    assert all(np.array_equal(first[k], batches(0)[k]) for k in data.BATCH_KEYS)
+    assert first["degraded"].shape == (6, 24, 24, 1) and first["mask"].sum() > 0
+    assert np.abs(first["degraded"] - first["clean"]).max() > 0.1
+    later = batches(1)  # next epoch: the same six images, degraded afresh
+    assert sorted(batches.indices(1)) == sorted(batches.indices(0))
+    assert not np.array_equal(later["mask"], first["mask"])
+    val = data.validation_set(source, count=5, batch=2, crop=24, seed=1)
+    assert len(val) == 3 and np.array_equal(val[0]["degraded"], data.validation_set(source, 5, 2, 24, 1)[0]["degraded"])
+
+
+def test_prefetcher_reraises_producer_errors():
+    def broken(step):
+        if step == 2:
+            raise RuntimeError("bad image")
+        return {"x": np.zeros(1)}
+
+    with pytest.raises(RuntimeError, match="bad image"), data.Prefetcher(broken, 0, 5) as prefetch:
+        assert [s for s, _ in prefetch] == [0, 1]
+
+
+def test_training_loss_falls_and_step_compiles_once(trained):
+    losses = _losses(trained.checkpoint)
+    early, late = np.mean([losses[s] for s in range(1, 6)]), np.mean([losses[s] for s in range(36, 41)])
+    assert late < 0.8 * early, (early, late)
+    assert trained.step_traces == 1 and trained.eval_traces == 1
+    assert trained.fit.step == 40 and trained.checkpoint.with_name("mask.curves.png").stat().st_size > 1000
+
+
+def test_threshold_and_metadata_survive_save_and_load(trained, folder):
+    _, header = read_checkpoint(trained.checkpoint)
+    assert header["kind"] == "mask-unet" and header["restore_version"]
+    assert UNetConfig.from_dict(header["arch"]) == TINY.arch
+    assert header["training"]["config"]["lr"] == TINY.lr and header["training"]["data"]["fingerprint"]
+    assert header["training"]["machine"]["jax_devices"] and header["training"]["wall_s"] > 0
+    assert {"val_f1", "val_iou", "val_precision", "val_recall"} <= header["metrics"].keys()
+    detector = MaskDetector.load(trained.checkpoint, tile=32, overlap=8)
+    assert detector.threshold == header["threshold"] == header["metrics"]["threshold"]
+    assert 0.05 <= detector.threshold <= 0.95
+    for shape in ((37, 53), (90, 41)):
+        probs = detector.probabilities(np.random.default_rng(0).random(shape, dtype=np.float32))
+        assert probs.shape == shape and probs.dtype == np.float32 and 0 <= probs.min() <= probs.max() <= 1
+    assert detector.compile_count == 1
+    luma = data.to_luma(np.asarray(__import__("restore_cli.io").io.read_image(folder / "degraded" / "img0.png").pixels))
+    probs = detector.probabilities(luma)
+    assert np.array_equal(detector.predict(luma), probs >= detector.threshold)
+    assert np.array_equal(detector.predict(luma, threshold=0.0), np.ones_like(luma, bool))
+
+
+def test_corrupt_or_foreign_checkpoints_fail_clearly(trained, tmp_path):
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01not a checkpoint" * 10)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(trained.checkpoint.read_bytes()[:-100])
+    for path, reason in ((garbage, "not a valid checkpoint"), (truncated, "not a valid checkpoint"),
+                         (trained.checkpoint.with_name("mask.last.safetensors"), "expected 'mask-unet'"),
+                         (tmp_path / "missing.safetensors", "not found")):
+        with pytest.raises(CheckpointError, match=reason):
+            MaskDetector.load(path)
+
+
+def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
+    """Kill a run after its step-20 checkpoint, resume it: steps 21..40 match the uninterrupted run bit for bit."""
+    real_call = data.Batches.__call__
+
+    def killed_at_21(self, step):
+        if step == 21:
+            raise RuntimeError("killed")
+        return real_call(self, step)
+
+    monkeypatch.setattr(data.Batches, "__call__", killed_at_21)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(RuntimeError, match="killed"):
+        train_mask(folder, out, TINY)
+    monkeypatch.setattr(data.Batches, "__call__", real_call)
+    resumed = train_mask(folder, out, TINY, resume=True)
+    straight, again = _losses(trained.checkpoint), _losses(out)
+    assert sorted(again) == list(range(1, 41))
+    assert [straight[s] for s in range(21, 41)] == [again[s] for s in range(21, 41)]
+    arrays_a, _ = read_checkpoint(trained.checkpoint.with_name("mask.last.safetensors"))
+    arrays_b, _ = read_checkpoint(resumed.checkpoint.with_name("m.last.safetensors"))
+    assert all(np.array_equal(arrays_a[k], arrays_b[k]) for k in arrays_a)
+    with pytest.raises(UsageError, match=r"different settings \(lr\)"):
+        train_mask(folder, out, dataclasses.replace(TINY, lr=0.5), resume=True)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(folder, tmp_path, monkeypatch):
+    config = dataclasses.replace(TINY, steps=10, checkpoint_every=4, eval_every=4)
+    real_call = data.Batches.__call__
+
+    def poisoned(self, step):
+        batch = real_call(self, step)
+        if step == 5:
+            batch["degraded"][0, 0, 0, 0] = np.nan
+        return batch
+
+    monkeypatch.setattr(data.Batches, "__call__", poisoned)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 6: .*loss=nan.*last good checkpoint .*m\.last\.safetensors \(step 4\)"):
+        train_mask(folder, out, config)
+    arrays, header = read_checkpoint(out.with_name("m.last.safetensors"))
+    assert header["resume"]["step"] == 4 and all(np.isfinite(v).all() for v in arrays.values())
+    MaskDetector.load(out)  # the best checkpoint is intact too
+
+
+def test_cli_prints_only_the_checkpoint_path(folder, tmp_path):
+    out = tmp_path / "cli.safetensors"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "restore_cli.cli", "train-mask", str(folder), "-o", str(out), "--preset", "tiny",
+         "--steps", "3", "--crop", "16"], capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{out}\n"
+    assert out.is_file() and out.with_name("cli.last.safetensors").is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "restore_cli.cli", "train-mask", str(folder), "-o", str(out), "--loss", "l2"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert bad.returncode == 2 and bad.stdout == "" and "unknown loss 'l2'" in bad.stderr
