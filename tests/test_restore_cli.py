@@ -175,6 +175,21 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
     assert not list(out.glob("*.png"))
 
 
+def test_shards_share_an_output_folder_but_exclude_their_twin_and_unsharded_runs(tmp_path: Path) -> None:
+    src, out = folder_of_photos(tmp_path / "in", count=4, size=24), tmp_path / "out"
+    lock_path(out).parent.mkdir(parents=True)
+    stale = out / ".other_shard_file.abc.partial"
+    with open(lock_path(out), "w") as shared, open(lock_path(out, (1, 2)), "w") as own:
+        fcntl.flock(shared, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what a running shard 1/2 holds
+        fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        stale.write_bytes(b"in flight")  # not shard 2's: must survive its clean-up
+        assert restore(src, "-o", out, "--method", "classical", "--shard", "2/2").exit_code == 0
+        assert stale.exists()
+        twin = restore(src, "-o", out, "--method", "classical", "--shard", "1/2")
+        assert twin.exit_code == 4 and "shard 1/2" in twin.stderr
+        assert restore(src, "-o", out, "--method", "classical").exit_code == 4
+
+
 def test_shards_cover_every_file_exactly_once(tmp_path: Path) -> None:
     src, out = folder_of_photos(tmp_path / "in", count=7, size=24), tmp_path / "out"
     seen: list[str] = []

@@ -1,4 +1,4 @@
-"""One writer per output folder: a non-blocking ``flock`` on ``OUTPUT/.restore/lock``.
+"""One writer per output folder (or per shard of it): non-blocking ``flock`` locks in ``OUTPUT/.restore/``.
 
 Two runs writing the same folder would race on the same outputs and sidecar records (and
 the second would delete the first one's in-flight ``.partial`` files when it cleans up).
@@ -8,6 +8,11 @@ with status 4, rather than wait or interleave.
 ``flock`` locks die with the process, so a run killed with SIGKILL never leaves a stale
 lock behind; the file itself stays (deleting it would let a third run lock a new inode
 while the second still holds the old one). It holds the holder's pid, for the message.
+
+Shards (``--shard I/N``) write disjoint files, so N of them may share one output folder:
+a sharded run takes ``lock`` *shared* (it still excludes an unsharded run, which takes it
+exclusively) plus ``lock-shard-I-of-N`` exclusively (two copies of the same shard exclude
+each other), and cleans up only its own outputs' ``.partial`` files.
 """
 
 from __future__ import annotations
@@ -22,53 +27,78 @@ from restore_cli.io import display_path
 STATE_DIR = ".restore"
 
 
-def lock_path(output: Path) -> Path:
-    return output / STATE_DIR / "lock"
+def lock_path(output: Path, shard: tuple[int, int] | None = None) -> Path:
+    name = "lock" if shard is None else f"lock-shard-{shard[0]}-of-{shard[1]}"
+    return output / STATE_DIR / name
 
 
 class OutputLock:
-    """``with OutputLock(folder):`` holds the folder's lock or raises :class:`LockedError` at once."""
+    """``with OutputLock(folder, shard):`` holds the folder's (or shard's) lock or raises :class:`LockedError` at once."""
 
-    def __init__(self, output: Path):
+    def __init__(self, output: Path, shard: tuple[int, int] | None = None):
         self.output = output
-        self.path = lock_path(output)
-        self._fd: int | None = None
+        self.shard = shard
+        self._fds: list[int] = []
 
-    def __enter__(self) -> OutputLock:
+    def _take(self, path: Path, exclusive: bool) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise RestoreError(f"{display_path(self.output)}: cannot create the output folder's lock ({exc.strerror})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
             who = f"pid {holder}" if holder.isdigit() else "another process"
+            what = "" if self.shard is None else f" (shard {self.shard[0]}/{self.shard[1]})"
             raise LockedError(
-                f"{display_path(self.output)} is locked by another restore run ({who}); "
+                f"{display_path(self.output)}{what} is locked by another restore run ({who}); "
                 "wait for it to finish or write to another folder"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        if exclusive:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        self._fds.append(fd)
+
+    def __enter__(self) -> OutputLock:
+        try:
+            self._take(lock_path(self.output), exclusive=self.shard is None)
+            if self.shard is not None:
+                self._take(lock_path(self.output, self.shard), exclusive=True)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        while self._fds:
+            fd = self._fds.pop()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
-def remove_partials(folder: Path) -> int:
-    """Delete ``.*.partial`` files left by a killed run under ``folder`` (call only while holding the lock)."""
+def remove_partials(folder: Path, owned: list[Path] | None = None) -> int:
+    """Delete ``.*.partial`` files left by a killed run under ``folder`` (call only while holding the lock).
+
+    With ``owned`` (a shard's output paths relative to ``folder``), only the temporaries of
+    those outputs are removed: other shards may be writing theirs right now.
+    """
     removed = 0
     if not folder.is_dir():
         return 0
+    prefixes: dict[str, set[str]] | None = None
+    if owned is not None:
+        prefixes = {}
+        for rel in owned:
+            # io.atomic_path names temporaries ".<stem[:40]>.<random>.partial"
+            prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(f".{rel.stem[:40]}.")
     for root, _dirs, files in os.walk(folder):
+        mine = None if prefixes is None else prefixes.get(os.path.normpath(root), set())
         for name in files:
+            if mine is not None and not any(name.startswith(p) for p in mine):
+                continue
             if name.startswith(".") and name.endswith(".partial"):
                 try:
                     os.unlink(os.path.join(root, name))

@@ -186,9 +186,13 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RestoreError(f"{display_path(options.output)}: cannot create the output folder ({exc.strerror})") from None
-    with OutputLock(options.output):
+    with OutputLock(options.output, shard):
+        owned = {
+            options.output: None if shard is None else [job.rel_output for job in jobs],
+            options.save_masks: None if shard is None else [job.rel.with_suffix(".png") for job in jobs],
+        }
         for folder in (options.output, options.save_masks):
-            if folder is not None and (removed := remove_partials(folder)):
+            if folder is not None and (removed := remove_partials(folder, owned[folder])):
                 log.info("%s: removed %d unfinished file(s) of an interrupted run", display_path(folder), removed)
         if not jobs:
             log.warning("no images to restore%s", " in this shard" if shard else "")
