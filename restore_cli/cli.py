@@ -49,6 +49,16 @@ MaxPixels = Annotated[
     int, typer.Option(help="Refuse images with more pixels than this (decompression-bomb guard).")
 ]
 Workers = Annotated[int, typer.Option(min=1, help="Worker processes (results do not depend on it).")]
+# Trainers: the dataset argument, resumable state and its cadence are the same for every model.
+TrainDataset = Annotated[
+    Optional[Path],
+    typer.Argument(help="A `restore degrade` folder (clean/, degraded/, masks/); read from stdin when piped.",
+                   show_default=False),
+]
+Resume = Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")]
+CheckpointEvery = Annotated[
+    Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")
+]
 __all__ = ["app", "main", "DEFAULT_MAX_PIXELS", "Verbose", "Quiet", "Seed", "MaxPixels", "Workers"]
 
 
@@ -83,6 +93,16 @@ def print_path(path: Path) -> None:
     """The one line a producer writes on stdout, for the next command in a pipeline."""
     sys.stdout.write(f"{path}\n")
     sys.stdout.flush()
+
+
+def training_dataset(dataset: Path | None, online_source: Path | None) -> Path | None:
+    """The one DATASET folder of a trainer: the argument, else a path piped on stdin; none with online training."""
+    if online_source is not None:
+        return dataset
+    folders = paths_or_stdin([dataset] if dataset else None, "DATASET folder")
+    if len(folders) > 1:
+        raise UsageError(f"a trainer takes one DATASET folder, got {len(folders)}")
+    return folders[0]
 
 
 def version_callback(value: bool) -> None:
@@ -243,11 +263,7 @@ def evaluate(
 
 @app.command("train-mask")
 def train_mask(
-    dataset: Annotated[
-        Optional[Path],
-        typer.Argument(help="A `restore degrade` folder (clean/, degraded/, masks/); read from stdin when piped.",
-                       show_default=False),
-    ] = None,
+    dataset: TrainDataset = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (the best model by val F1).")] = ...,
     online: Annotated[
         Optional[Path], typer.Option(help="Train on clean images here, degraded afresh for every batch (no DATASET).")
@@ -261,8 +277,8 @@ def train_mask(
     loss: Annotated[Optional[str], typer.Option(help="bce-dice (default), focal or bce.")] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of the images held out for validation.")] = None,
     val_count: Annotated[Optional[int], typer.Option(min=1, help="Hold out this many images instead of --val-fraction.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")] = False,
-    checkpoint_every: Annotated[Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")] = None,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = None,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -292,10 +308,7 @@ def train_mask(
         if checkpoint_every is not None:
             changes["eval_every"] = checkpoint_every
         config: MaskTrainConfig = dataclasses.replace(MASK_PRESETS[preset], seed=seed, **changes)
-        folders = [dataset] if online is not None else paths_or_stdin([dataset] if dataset else None, "DATASET folder")
-        if len(folders) > 1:
-            raise UsageError(f"train-mask takes one DATASET folder, got {len(folders)}")
-        print_path(run(folders[0], output, config, online=online, resume=resume, max_pixels=max_pixels).checkpoint)
+        print_path(run(training_dataset(dataset, online), output, config, online=online, resume=resume, max_pixels=max_pixels).checkpoint)
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 
@@ -373,11 +386,7 @@ def restore_command(
 
 @app.command("train-vae")
 def train_vae(
-    dataset: Annotated[
-        Optional[Path],
-        typer.Argument(help="A `restore degrade` folder (clean/, degraded/, masks/); read from stdin when piped.",
-                       show_default=False),
-    ] = None,
+    dataset: TrainDataset = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (the best model by val PSNR).")] = ...,
     clean: Annotated[
         Optional[Path], typer.Option(help="Train on clean images here, degraded afresh every batch (no DATASET).")
@@ -403,8 +412,8 @@ def train_vae(
     ] = None,
     val: Annotated[Optional[Path], typer.Option(help="Clean validation images, noised at --val-sigma with a fixed seed.")] = None,
     val_sigma: Annotated[Optional[float], typer.Option(help="Noise sigma (0..255) of the --val images (default 25).")] = None,
-    checkpoint_every: Annotated[Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")] = False,
+    checkpoint_every: CheckpointEvery = None,
+    resume: Resume = False,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -435,10 +444,7 @@ def train_vae(
             domain_weights=weights, e2e_from=e2e_from, val_sigma=val_sigma, checkpoint_every=checkpoint_every,
             eval_every=checkpoint_every,
         )
-        folders = [dataset] if clean is not None else paths_or_stdin([dataset] if dataset else None, "DATASET folder")
-        if len(folders) > 1:
-            raise UsageError(f"train-vae takes one DATASET folder, got {len(folders)}")
-        print_path(run(folders[0], output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
+        print_path(run(training_dataset(dataset, clean), output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
                        max_pixels=max_pixels))
 
     run_library_call(call, verbose=verbose, quiet=quiet)
