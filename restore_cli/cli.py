@@ -322,7 +322,7 @@ def restore_command(
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the restored images.")] = ...,
     method: Annotated[
-        str, typer.Option(help="classical (no model), hybrid (learned mask + inpainting), auto (best available).")
+        str, typer.Option(help="classical (no model), hybrid (learned mask + inpainting), vae (mask + restoration model), auto (best available: vae when its checkpoint exists, else hybrid).")
     ] = "hybrid",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; mirror them.")] = False,
     fmt: Annotated[

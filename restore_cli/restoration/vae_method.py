@@ -1,0 +1,217 @@
+"""``--method vae``: restore with a ``train-vae`` checkpoint, through :func:`infer_tiled`, with domain weights.
+
+The network sees luminance plus the defect mask (from ``--masks``, else the mask detector when
+its checkpoint is there, else none, with a warning) and returns restored luminance. Colour
+images keep their chroma: it is inpainted under the mask and lightly smoothed elsewhere,
+exactly as the hybrid method does (see :mod:`.colour`).
+
+Domain weights (``--domain-weights Y=0.5,Z=0.5``, the default) decide how much of the model's
+correction ``restored - degraded`` is applied where:
+
+* **Y** (synthetic degradations: grain, noise, blur — everywhere in a photo) scales the
+  correction *outside* the detected defects;
+* **Z** (real old-photo defects: scratches, cracks, dust — what the mask marks) scales it
+  *inside* them.
+
+Concretely ``out = degraded + (s_Y * (1 - M) + s_Z * M) * (restored - degraded)`` with
+``s = w / max(w)`` and M the defect mask, so the larger weight is always applied in full and
+equal weights reproduce the trained model. Direction: **Z-heavy favours repairing defects**
+(defects fully repaired, the rest stays closer to the scan, grain included); **Y-heavy favours
+denoising** (the whole photo denoised, defects repaired less; Y=1,Z=0 leaves them as scanned).
+Unnamed domains get 0; X (the clean target) is not an input style and is rejected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from restore_cli.errors import CheckpointError, UsageError
+from restore_cli.io import display_path
+from restore_cli.models.vae import load_vae
+from restore_cli.restoration.colour import luminance, rgb_to_ycc, smooth_chroma, ycc_to_rgb
+from restore_cli.restoration.inpaint import inpaint
+from restore_cli.restoration.tiling import infer_tiled, round_up
+
+log = logging.getLogger("restore.restore")
+
+VAE_CHECKPOINT = "vae.safetensors"
+INPUT_DOMAINS = ("Y", "Z")
+DEFAULT_DOMAIN_WEIGHTS = "Y=0.5,Z=0.5"
+
+
+def parse_domain_weights(
+    text: str | None, domains: tuple[str, ...] = INPUT_DOMAINS, missing: float = 0.0,
+    option: str = "--domain-weights",
+) -> dict[str, float]:
+    """``"Y=0.5,Z=0.5"`` -> ``{"Y": 0.5, "Z": 0.5}``; unnamed domains get ``missing``.
+
+    UsageError (one clear line) for a malformed item, an unknown or repeated domain, a negative
+    or non-finite value, or weights that are all zero.
+    """
+    weights = {d: float(missing) for d in domains}
+    named: set[str] = set()
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().upper()
+        if not sep:
+            raise UsageError(f"{option}: {item.strip()!r} is not DOMAIN=WEIGHT (e.g. {DEFAULT_DOMAIN_WEIGHTS})")
+        if key not in domains:
+            hint = " (X is the clean target, not an input style)" if key == "X" else ""
+            raise UsageError(f"{option}: unknown domain {key!r}{hint}; use {', '.join(domains)}")
+        if key in named:
+            raise UsageError(f"{option}: domain {key} given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{option}: {key}={value.strip()!r} is not a number") from None
+        if not math.isfinite(number) or number < 0:
+            raise UsageError(f"{option}: {key}={value.strip()} must be a finite number >= 0")
+        weights[key] = number
+        named.add(key)
+    if not any(weights.values()):
+        raise UsageError(f"{option}: the weights are all zero; at least one domain needs a positive weight")
+    return weights
+
+
+def apply_domain_weights(
+    degraded: np.ndarray, restored: np.ndarray, mask: np.ndarray | None, weights: dict[str, float]
+) -> np.ndarray:
+    """The gated correction of the module docstring; arrays (H, W), mask (H, W) bool/float or None."""
+    top = max(weights.values())
+    s_y, s_z = weights.get("Y", 0.0) / top, weights.get("Z", 0.0) / top
+    m = np.zeros(degraded.shape, np.float32) if mask is None else np.asarray(mask, np.float32).reshape(degraded.shape)
+    gate = s_y * (1.0 - m) + s_z * m
+    return (degraded + gate * (restored - degraded)).astype(np.float32)
+
+
+class VAERestorer:
+    """A loaded ``train-vae`` model: ``restore_luma(luma, mask)`` for an image of any size."""
+
+    def __init__(self, model: nnx.Module, header: dict[str, Any] | None = None, *, tile: int = 256,
+                 overlap: int = 32, batch: int = 1):
+        self.header = dict(header or {})
+        self.config = model.cfg
+        m = self.config.multiple
+        fixed = self.config.fixed_size  # a vector latent takes exactly its training size
+        self.tile = fixed or round_up(tile, m)
+        self.overlap = min(round_up(overlap, m), max(0, (self.tile // 2 - 1) // m * m))
+        self.batch, self.compile_count = batch, 0
+        graphdef, state = nnx.split(model)
+        self._state = state
+
+        def apply(state, tiles):
+            self.compile_count += 1  # runs only while tracing
+            out = nnx.merge(graphdef, state).restore(tiles[..., :1], tiles[..., 1:])
+            return jax.numpy.clip(out, 0.0, 1.0)
+
+        self._apply = jax.jit(apply)
+
+    def refresh(self, model: nnx.Module) -> None:
+        """Use ``model``'s current weights (same architecture: nothing is recompiled). For validation."""
+        self._state = nnx.state(model)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs) -> VAERestorer:
+        model, header = load_vae(path)
+        return cls(model, header, **kwargs)
+
+    def restore_luma(self, luma: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Restored luminance (H, W) float32 for ``luma`` (H, W) in [0, 1] and an optional (H, W) defect mask."""
+        luma = np.asarray(luma, np.float32).reshape(luma.shape[0], luma.shape[1])
+        m = np.zeros_like(luma) if mask is None else np.asarray(mask, np.float32).reshape(luma.shape)
+        both = np.stack([luma, m], axis=-1)
+        out = infer_tiled(lambda t: np.asarray(self._apply(self._state, t)), both, tile=self.tile,
+                          overlap=self.overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1)
+        return out[:, :, 0]
+
+
+def restore_pixels(restorer: VAERestorer, pixels: np.ndarray, mask: np.ndarray | None,
+                   weights: dict[str, float]) -> np.ndarray:
+    """(H, W, 1|3) in [0, 1] -> restored (H, W, same C): weighted luma correction, faithful chroma."""
+    luma = luminance(pixels).astype(np.float32)
+    out_luma = apply_domain_weights(luma, restorer.restore_luma(luma, mask), mask, weights)
+    if pixels.shape[2] == 1:
+        return np.clip(out_luma, 0.0, 1.0)[:, :, None]
+    base = inpaint(pixels, mask) if mask is not None and np.any(mask) else pixels
+    ycc = rgb_to_ycc(np.asarray(base, np.float32))
+    for channel in (1, 2):
+        plane = np.ascontiguousarray(ycc[:, :, channel])
+        smooth_chroma(plane)
+        ycc[:, :, channel] = plane
+    ycc[:, :, 0] = out_luma
+    return ycc_to_rgb(ycc)
+
+
+def vae_checkpoint(checkpoints: Path) -> Path:
+    path = Path(checkpoints) / VAE_CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(
+            f"{display_path(path)}: VAE checkpoint not found; build it with `make checkpoints` or "
+            "`restore train-vae ... -o` into that folder (or use --method hybrid)"
+        )
+    return path
+
+
+class VAEMethod:
+    """``--method vae`` (and ``auto`` when a VAE checkpoint is there): see the module docstring.
+
+    The defect mask comes from ``--masks``, else from the mask detector. Plain ``vae`` runs without
+    a mask (warning once) when no mask checkpoint exists; ``auto`` requires one.
+    """
+
+    name = "vae"
+
+    def __init__(self, settings: Any, *, require_detector: bool = False, name: str = "vae"):
+        from restore_cli.restoration import methods  # late: methods.py lists this class
+
+        self.name, self.settings = name, settings
+        self.weights = parse_domain_weights(settings.domain_weights or DEFAULT_DOMAIN_WEIGHTS)
+        self.checkpoint = vae_checkpoint(settings.checkpoints)
+        methods.select_device(settings.device)
+        self.restorer = VAERestorer.load(self.checkpoint, tile=settings.tile, batch=settings.batch)
+        self.masker = None
+        has_detector = (Path(settings.checkpoints) / methods.MASK_CHECKPOINT).is_file()
+        if not settings.user_masks and (has_detector or require_detector):
+            self.masker = methods.Hybrid(settings)  # loads the detector; CheckpointError if missing
+        elif not settings.user_masks:
+            log.warning("no mask model in %s: restoring without a defect mask (the Z weight has no effect)",
+                        display_path(settings.checkpoints))
+
+    def recipe(self) -> dict[str, Any]:
+        from restore_cli.restoration.sidecar import file_sha256
+
+        recipe = {"method": self.name, "vae_model": file_sha256(self.checkpoint), "domain_weights": self.weights}
+        if self.masker is not None:
+            recipe.update({k: v for k, v in self.masker.recipe().items() if k != "method"})
+        return recipe
+
+    def restore(self, pixels: np.ndarray, mask: np.ndarray | None):
+        from restore_cli.restoration.methods import Restored
+
+        if mask is None and self.masker is not None:
+            mask = self.masker.predict_mask(luminance(pixels))
+        out = restore_pixels(self.restorer, pixels, mask, self.weights)
+        used = np.zeros(pixels.shape[:2], bool) if mask is None else np.asarray(mask, bool)
+        return Restored(out, used)
+
+    def compile_count(self) -> int:
+        return self.restorer.compile_count + (self.masker.compile_count() if self.masker is not None else 0)
+
+
+def auto_method(settings: Any):
+    """``--method auto``: mask detector + VAE when a VAE checkpoint exists, else the hybrid method."""
+    from restore_cli.restoration.methods import Auto
+
+    if (Path(settings.checkpoints) / VAE_CHECKPOINT).is_file():
+        return VAEMethod(settings, require_detector=not settings.user_masks, name="auto")
+    return Auto(settings)

@@ -1,0 +1,64 @@
+"""Data-parallel training over every device with ``jax.sharding``: the step itself is unchanged.
+
+How it works: a 1-D :class:`~jax.sharding.Mesh` named ``data`` spans ``jax.devices()``. Model
+and optimizer state are *replicated* (``PartitionSpec()``), batches are *split on axis 0*
+(``PartitionSpec('data')``). The ordinary ``nnx.jit`` train step then compiles to an SPMD
+program: each device runs the forward/backward pass on its slice of the batch and XLA inserts
+the all-reduce that the batch-mean loss implies, so updated parameters stay replicated and equal
+to the single-device result (up to float summation order). There is no ``pmap`` and no
+hand-written collective, so the same code runs on 1 CPU, 8 GPUs or a TPU slice.
+
+On one machine with one device (the usual CPU case) the mesh has one device and placement is a
+no-op. To test the multi-device path on a CPU, start Python with
+``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (it must be set before jax is imported).
+
+Multi-host (several machines, each with its accelerators): call
+``jax.distributed.initialize()`` (coordinator address, process count and id from the cluster
+environment, or arguments) *before* anything else touches jax, then run the same command on
+every host. ``jax.devices()`` then lists the devices of all hosts and the mesh spans them; each
+host loads only its share of every batch (``batch // jax.process_count()`` samples, chosen by
+``jax.process_index()``), and :func:`shard_batch` assembles the global array from the local
+pieces with ``jax.make_array_from_process_local_data``. Checkpoints should be written by
+process 0 only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from restore_cli.errors import UsageError
+
+AXIS = "data"
+
+
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh over ``devices`` (default: every device of every process)."""
+    devices = list(devices if devices is not None else jax.devices())
+    return Mesh(np.array(devices), (AXIS,))
+
+
+def replicate(obj: object, mesh: Mesh) -> None:
+    """Place every array of an nnx object (model, optimizer) on all devices of ``mesh``, in place."""
+    state = nnx.state(obj)
+    nnx.update(obj, jax.device_put(state, NamedSharding(mesh, PartitionSpec())))
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """Every device must get the same number of samples."""
+    devices = mesh.devices.size
+    if batch_size % devices:
+        raise UsageError(f"--batch {batch_size} must be a multiple of the {devices} devices it is split across")
+
+
+def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
+    """Host arrays (this process's samples) -> global arrays split on axis 0 across the mesh."""
+    sharding = NamedSharding(mesh, PartitionSpec(AXIS))
+    if mesh.devices.size == 1:
+        return {k: jax.device_put(v, sharding) for k, v in batch.items()}
+    check_batch_size(next(iter(batch.values())).shape[0] * jax.process_count(), mesh)
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}

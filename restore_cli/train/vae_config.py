@@ -1,0 +1,169 @@
+"""``train-vae`` settings: one frozen dataclass, three presets, validated command-line overrides.
+
+A preset is a function of the architecture (the original used different batch sizes and epoch
+counts per model); its docstring records the command it is meant for and the result it
+reached, "not yet measured" until someone measured it. Everything in a run's config is stored
+in the checkpoint header (``training.config``), so a result can always be traced to its settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from restore_cli.errors import UsageError
+from restore_cli.models.translation import TranslationConfig
+from restore_cli.models.vae import ARCHS, VAEConfig
+from restore_cli.train.schedules import BETA_SHAPES, OPTIMIZERS
+
+ALL_ARCHS = (*ARCHS, "translation")
+
+
+@dataclasses.dataclass(frozen=True)
+class VAETrainConfig:
+    """Every setting of a ``train-vae`` run (model shape, data, optimisation, losses)."""
+
+    preset: str
+    arch: str = "translation"
+    crop: int = 64  # training crop side (the fixed input size of a vector-latent model)
+    batch: int = 16
+    epochs: int | None = None  # None: use ``steps``
+    steps: int | None = 4000
+    lr: float = 2e-3
+    lr_decay: str = "cosine"  # "cosine" (with warm-up) or "constant"
+    warmup_steps: int = 100
+    clip_norm: float | None = 1.0
+    optimizer: str = "adam"
+    beta_schedule: str = "cosine"
+    beta_start: float = 1e-6
+    beta_max: float = 1e-4
+    anneal_epochs: float = 2.0
+    domain_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # X, Y, Z loss weights
+    # family (simple / unet / resblock)
+    latent: str = "spatial"
+    widths: tuple[int, ...] = (32, 64, 128)
+    latent_dim: int = 256
+    latent_channels: int = 64
+    cross_weight: float = 1.0
+    recon: str = "l1"
+    # translation
+    width: int = 64
+    down: int = 4
+    enc_blocks: int = 2
+    dec_blocks: int = 2
+    map_blocks: int = 4
+    align_weight: float = 1.0
+    map_weight: float = 1.0
+    ssim_weight: float = 0.0
+    e2e_from: float = 0.0  # fraction of the run trained Wan-style (VAEs + mapping) before end-to-end
+    residual: bool = False  # translation: predict clean = degraded + decoder output (needs e2e_from 0)
+    remat: bool = False
+    # data
+    degrade: str = "defects"  # online damage: a degrade preset, or "defects" (old-photo local defects only)
+    noise_sigma: tuple[float, float] = (0.0, 50.0)  # blind noise level range (0..255 units), prob 1
+    val_sigma: float = 25.0
+    eval_every: int = 250
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "domain_weights", tuple(float(w) for w in self.domain_weights))
+        object.__setattr__(self, "noise_sigma", tuple(float(s) for s in self.noise_sigma))
+        checks = [
+            (self.arch in ALL_ARCHS, f"--arch must be one of {', '.join(ALL_ARCHS)}"),
+            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.beta_schedule in BETA_SHAPES, f"--beta-schedule must be one of {', '.join(BETA_SHAPES)}"),
+            (self.batch >= 1 and self.crop >= 8, "--batch must be >= 1 and --crop >= 8"),
+            (self.epochs is None or self.epochs >= 1, "--epochs must be >= 1"),
+            (self.steps is None or self.steps >= 1, "--steps must be >= 1"),
+            (self.epochs is not None or self.steps is not None, "give --epochs or --steps"),
+            (min(self.domain_weights) >= 0 and sum(self.domain_weights) > 0,
+             "--domain-weight values must be >= 0 and not all zero"),
+            (0.0 <= self.e2e_from <= 1.0, "e2e_from must be within 0..1"),
+            (not self.residual or (self.arch == "translation" and self.e2e_from == 0.0),
+             "a residual output needs --arch translation trained end to end from the start (e2e_from 0): "
+             "in the staged phase decode_X must also reconstruct clean images on its own"),
+            (not (self.arch == "translation" and self.latent == "vector"),
+             "the translation model has spatial latents only (use --arch simple|unet|resblock with --preset cr6)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        multiple = self.down if self.arch == "translation" else 2 ** len(self.widths)
+        if self.crop % multiple:
+            raise UsageError(f"--crop {self.crop} must be a multiple of {multiple} for --arch {self.arch}")
+
+    def model_config(self) -> VAEConfig | TranslationConfig:
+        if self.arch == "translation":
+            return TranslationConfig(width=self.width, latent_channels=self.latent_channels, down=self.down,
+                                     enc_blocks=self.enc_blocks, dec_blocks=self.dec_blocks,
+                                     map_blocks=self.map_blocks, residual=self.residual, remat=self.remat)
+        return VAEConfig(arch=self.arch, image_size=self.crop, widths=self.widths, latent=self.latent,
+                         latent_dim=self.latent_dim, latent_channels=self.latent_channels, remat=self.remat)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def cr6(arch: str) -> VAETrainConfig:
+    """The original project's values ("cr6"): vector latent 256, β 0.001 -> 1 raised every ANNEAL_EPOCH epochs.
+
+    simple/unet: batch 32, 10 epochs, β raised every 2 epochs; resblock: batch 16 (its
+    activations are 2x larger), 30 epochs, every 3 epochs. Adam at a constant 1e-6, MSE
+    reconstruction, 256x256 inputs, no cross-domain term: a faithful reproduction, not a restorer.
+    Command: ``restore train-vae --clean train400 --real old_photos --arch simple --preset cr6 -o cr6.safetensors``.
+    Result: not yet measured (the original reported 11.77 dB / SSIM 0.30).
+    """
+    if arch not in ARCHS:
+        raise UsageError(f"--preset cr6 reproduces the original family: use --arch {'|'.join(ARCHS)}")
+    big = arch == "resblock"
+    return VAETrainConfig(
+        preset="cr6", arch=arch, crop=256, batch=16 if big else 32, epochs=30 if big else 10, steps=None,
+        lr=1e-6, lr_decay="constant", warmup_steps=0, clip_norm=None, optimizer="adam",
+        beta_schedule="linear-step", beta_start=0.001, beta_max=1.0, anneal_epochs=3 if big else 2,
+        latent="vector", latent_dim=256, cross_weight=0.0, recon="mse", remat=big,
+        eval_every=100, checkpoint_every=100,
+    )
+
+
+def default(arch: str) -> VAETrainConfig:
+    """The restoration config: spatial latents, old-photo defects + blind noise (σ 0..50), warm-up + cosine lr.
+
+    translation (recommended): 1/4-resolution latents, 64 channels, trained end to end from the start
+    (``--e2e-from 0.25`` runs Wan et al.'s staged VAEs + mapping first: it was 0.4 dB behind at
+    600 steps). Family archs: 1/8-resolution latents with the paired cross term.
+    Command: ``restore train-vae --clean train400 --real old_photos --val set12 -o vae.safetensors``
+    (4000 steps). Result: not yet measured. Short runs on the 2-core CPU, Set12 at σ 25 (input 20.2 dB):
+    240 steps 24.96 dB / SSIM 0.70 (this config); with the full old-photo damage instead of "defects":
+    240 steps 24.18 dB, 600 steps 25.46 dB.
+    """
+    return VAETrainConfig(preset="default", arch=arch, crop=64)
+
+
+def tiny(arch: str) -> VAETrainConfig:
+    """A seconds-long smoke-test model (tests, CI): 32x32 crops, 8-16 channels, 20 steps.
+
+    Command: ``restore train-vae --clean DIR --preset tiny -o tiny.safetensors``. Result: not a restorer.
+    """
+    return VAETrainConfig(
+        preset="tiny", arch=arch, crop=32, batch=4, steps=20, lr=2e-3, warmup_steps=2, widths=(8, 16, 16),
+        latent_dim=16, latent_channels=8, width=16, enc_blocks=1, dec_blocks=1, map_blocks=1,
+        eval_every=10, checkpoint_every=10,
+    )
+
+
+PRESETS = {"cr6": cr6, "default": default, "tiny": tiny}
+
+
+def resolve(preset: str, arch: str | None, **overrides: Any) -> VAETrainConfig:
+    """The preset for ``arch`` with every override that is not None applied (and validated)."""
+    if preset not in PRESETS:
+        raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    base = PRESETS[preset](arch or ("simple" if preset == "cr6" else "translation"))
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - {f.name for f in dataclasses.fields(VAETrainConfig)}
+    if unknown:
+        raise UsageError(f"unknown train-vae settings {sorted(unknown)}")
+    if "epochs" in changes and "steps" not in changes:
+        changes["steps"] = None  # --epochs alone replaces the preset's step count
+    return dataclasses.replace(base, **changes)

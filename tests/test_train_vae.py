@@ -1,0 +1,139 @@
+"""train-vae: losses fall on a tiny problem, data for domain Z, the CLI contract, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from typer.testing import CliRunner
+
+from restore_cli.cli import app
+from restore_cli.io import Image, write_gray8, write_image
+from restore_cli.models.checkpoint import read_checkpoint
+from restore_cli.models.vae import KIND, build_model
+from restore_cli.train.vae import RealCrops, online_degrade_config, val_folder_pairs
+from restore_cli.train.vae_config import resolve
+from restore_cli.train.vae_steps import LossConfig, make_step
+
+SIZE = 32
+
+
+def _photo(rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size]
+    return (0.3 + 0.4 * np.sin(xx / rng.uniform(4, 9)) * np.cos(yy / rng.uniform(5, 9)) ** 2).astype(np.float32)
+
+
+def _batch(seed: int = 0, batch: int = 4) -> dict:
+    """Fixed (degraded, clean, mask, real) crops: noise plus one bright scratch per image."""
+    rng = np.random.default_rng(seed)
+    clean = np.stack([_photo(rng, SIZE) for _ in range(batch)])[..., None]
+    mask = np.zeros_like(clean)
+    mask[:, 10:12, 4:28] = 1.0
+    degraded = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    degraded[mask > 0] = 1.0
+    real = np.clip(clean[::-1] + rng.normal(0, 0.05, clean.shape), 0, 1).astype(np.float32)
+    return {"degraded": degraded, "clean": clean, "mask": mask, "real": real, "beta": np.float32(1e-4)}
+
+
+@pytest.mark.parametrize("arch, phase", [("translation", 1), ("simple", 0)])
+def test_tiny_training_run_reduces_the_loss(arch, phase):
+    cfg = resolve("tiny", arch, latent="vector" if arch == "simple" else "spatial")
+    model = build_model(cfg.model_config().to_dict())
+    optimizer = nnx.Optimizer(model, optax.adam(3e-3), wrt=nnx.Param)
+    step = make_step(LossConfig(arch=arch, cross_weight=1.0))
+    batch = {**_batch(), "phase": phase}
+    losses = [float(step(model, optimizer, batch)["loss"]) for _ in range(30)]
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_online_degradation_is_blind_to_the_noise_level():
+    config = online_degrade_config(resolve("default", None))
+    assert config.noise.prob == 1.0 and config.noise.sigma_range == (0.0, 50.0)
+    assert config.scratches.kinds  # the old-photo defects stay on
+    defects = online_degrade_config(resolve("default", None, degrade="defects"))
+    assert defects.noise.prob == 1.0 and defects.blur.prob == defects.jpeg.prob == defects.fade.prob == 0.0
+    assert defects.scratches == config.scratches
+
+
+def _folder(root: Path, count: int = 6) -> Path:
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        clean = _photo(rng)
+        degraded, mask = clean.copy(), np.zeros(clean.shape, bool)
+        mask[rng.integers(2, 36), 3:37] = True
+        degraded[mask] = 1.0
+        for sub, pixels in (("clean", clean), ("degraded", degraded), ("real", clean.T), ("val", clean[:36, :36])):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            write_image(root / sub / f"p{i}.png", Image(pixels=pixels[:, :, None]))
+        (root / "masks").mkdir(exist_ok=True)
+        write_gray8(root / "masks" / f"p{i}.png", mask.astype(np.uint8) * 255)
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return _folder(tmp_path_factory.mktemp("vae-data"))
+
+
+def test_real_crops_and_validation_pairs_are_deterministic(folder):
+    crops = RealCrops(folder / "real", crop=16, batch=3, seed=5)
+    assert crops(7).shape == (3, 16, 16, 1)
+    np.testing.assert_array_equal(crops(7), RealCrops(folder / "real", 16, 3, 5)(7))
+    assert not np.array_equal(crops(7), crops(8))
+    first, again = val_folder_pairs(folder / "val", 25, 0, 10**8), val_folder_pairs(folder / "val", 25, 0, 10**8)
+    np.testing.assert_array_equal(first[0][0], again[0][0])
+    assert abs(float(np.std(first[0][0] - first[0][1])) - 25 / 255) < 0.02
+
+
+def _invoke(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(app, ["train-vae", *args], input=stdin)
+
+
+def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, monkeypatch):
+    out = tmp_path / "run" / "vae.safetensors"
+    common = ["-o", str(out), "--preset", "tiny", "--real", str(folder / "real"), "--val", str(folder / "val"),
+              "--steps", "4", "--checkpoint-every", "2", "--domain-weight", "Z=0.5", "-q"]
+    original = RealCrops.__call__
+
+    def interrupted(self, step):
+        if step == 3:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived during step 3
+        return original(self, step)
+
+    monkeypatch.setattr(RealCrops, "__call__", interrupted)
+    result = _invoke(*common, stdin=f"{folder}\n")
+    assert result.exit_code == 130 and result.stdout == "", result.output
+    _, header = read_checkpoint(out)
+    assert header["kind"] == KIND and header["arch"]["arch"] == "translation"
+    assert header["training"]["config"]["domain_weights"] == [1.0, 1.0, 0.5]
+    assert header["training"]["step"] == 2 and "val_psnr" in header["metrics"] and header["restore_version"]
+    assert out.with_name("vae.curves.png").is_file() and out.with_name("vae.last.safetensors").is_file()
+
+    monkeypatch.setattr(RealCrops, "__call__", original)
+    result = _invoke(str(folder), *common, "--resume")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{out}\n"  # the checkpoint path is the only line on stdout
+    rows = [json.loads(x) for x in out.with_name("vae.metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r][-1] == 4 and any("kl_Y" in r for r in rows)
+    per_step = [json.loads(x) for x in out.with_name("vae.steps.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in per_step] == [1, 2, 3, 4] and all({"loss", "kl_Y", "img"} <= set(r) for r in per_step)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--domain-weight", "Q=1"], "unknown domain"),
+        (["--domain-weight", "X=0,Y=0,Z=0"], "all zero"),
+        (["--preset", "cr6", "--arch", "translation"], "original family"),
+        (["--beta-schedule", "zigzag"], "--beta-schedule"),
+    ],
+)
+def test_cli_usage_errors(folder, tmp_path, args, message):
+    result = _invoke(str(folder), "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and result.stdout == ""
