@@ -30,8 +30,10 @@ app = typer.Typer(
     help=(
         "Bring damaged old photographs back: find scratches, cracks and dust, fill them in, "
         "remove grain and noise; make training data, train and evaluate the models.\n\n"
-        "Pipeline example:\n\n"
-        "  restore degrade --preset old-photo -o data | restore train-mask -o mask.safetensors\n\n"
+        "Pipeline examples:\n\n"
+        "\b\n"
+        "  restore degrade photos/ --size 256 --variations 4 -o data | restore train-mask -o mask.safetensors\n"
+        "  find scans -name '*.tif' | restore restore -o restored/ --json > log.jsonl\n\n"
         + EXIT_STATUSES_HELP
     ),
     no_args_is_help=True,
@@ -183,6 +185,7 @@ def degrade(
     The mask marks scratches, cracks and dust (255); global effects (noise, blur, JPEG, fading)
     are applied afterwards and never marked. Prints only the output folder, so it pipes:
 
+    \b
       restore degrade photos/ -o data --size 256 --variations 4 | restore train-mask -o mask.safetensors
     """
     from restore_cli.degrade.config import from_preset
@@ -245,6 +248,7 @@ def evaluate(
     Results are paired with references by file-name stem (x.png with x.tif). A table goes to
     stderr; --json writes records on stdout. Example:
 
+    \b
       restore evaluate out/unet out/bm3d --reference data/clean --inputs data/degraded --html report.html
     """
     from restore_cli.evaluate import run_evaluation
@@ -289,8 +293,10 @@ def train_mask(
     Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl and
     NAME.curves.png. Examples:
 
+    \b
       restore degrade photos/ --preset scratches -o data | restore train-mask -o mask.safetensors
 
+    \b
       restore train-mask --online photos/ -o mask.safetensors --steps 4000
     """
     import dataclasses
@@ -367,6 +373,7 @@ def restore_command(
     Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and redo what
     changed; a second run on the same output folder exits with status 4. Example:
 
+    \b
       restore restore scans/ -r -o restored/ --method classical --suffix _restored
     """
     from restore_cli.restoration.runner import RestoreOptions, restore_files
@@ -424,8 +431,10 @@ def train_vae(
     Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl and
     NAME.curves.png. Examples:
 
+    \b
       restore train-vae --clean train400/ --real old_photos/ --val set12/ -o vae.safetensors
 
+    \b
       restore degrade photos/ -o data | restore train-vae --arch simple --preset cr6 -o cr6.safetensors
     """
 
