@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from restore_cli.models.configs import dataclass_from_dict
 from restore_cli.models.vae_blocks import ResStack, avg_pool, conv, pixel_shuffle, pixel_unshuffle, reparameterize
 
 
@@ -72,10 +73,7 @@ class TranslationConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranslationConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown translation config keys {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "translation")
 
     def flops_per_pixel(self) -> int:
         """Forward multiply-adds x 2 per image pixel of the restoration path (encode, map, decode)."""

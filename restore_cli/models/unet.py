@@ -40,6 +40,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from restore_cli.models.configs import dataclass_from_dict
+
 NORMS = ("group", "none")
 # Untruncated normals: same variance as He/LeCun init, but jax's *truncated* normal costs ~1 s
 # of XLA compilation per parameter shape on CPU (erf_inv), i.e. 15 s to build this model.
@@ -87,11 +89,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ValueError (a newer/foreign file)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown U-Net config keys {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "U-Net")
 
     def flops_per_pixel(self) -> int:
         """Forward multiply-adds x 2 per input pixel (3x3 convs and 1x1 projections)."""

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from restore_cli.models.configs import dataclass_from_dict
 from restore_cli.models.vae_blocks import ResBlock, ResStack, conv, conv_transpose, reparameterize
 
 ARCHS = ("simple", "unet", "resblock")
@@ -72,10 +73,7 @@ class VAEConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VAEConfig:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown VAE config keys {sorted(unknown)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data, "VAE")
 
 
 class Encoder(nnx.Module):
