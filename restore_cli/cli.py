@@ -279,6 +279,9 @@ def train_mask(
     crop: Annotated[Optional[int], typer.Option(min=1, help="Crop side in pixels (default: the preset's, 96).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = None,
     loss: Annotated[Optional[str], typer.Option(help="bce-dice (default), focal or bce.")] = None,
+    init: Annotated[
+        Optional[Path], typer.Option(help="Fine-tune: start from this mask checkpoint's weights (its architecture wins).")
+    ] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of the images held out for validation.")] = None,
     val_count: Annotated[Optional[int], typer.Option(min=1, help="Hold out this many images instead of --val-fraction.")] = None,
     resume: Resume = False,
@@ -307,7 +310,8 @@ def train_mask(
         if preset not in MASK_PRESETS:
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
-                 "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every}
+                 "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
+                 "init": None if init is None else str(init)}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

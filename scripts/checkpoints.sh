@@ -9,14 +9,15 @@ for need in train400 set12 old_photos; do
 done
 mkdir -p checkpoints
 start=$(date +%s)
-# The scratch/dust detector: online damage (all defect kinds, bright and dark, with and without
-# noise/blur) drawn afresh for every batch from Train400.
+# The scratch/dust detector: online damage drawn afresh for every batch from Train400, a mixture
+# of clean scans, Gaussian noise (sigma 0..50) and full old-photo ageing over every defect kind.
 $bin/restore train-mask --online "$data/train400" -o checkpoints/mask_unet.safetensors --steps 3000 --seed 0
 echo "checkpoints: mask model took $(( $(date +%s) - start )) s" >&2
 # The restoration model: triplet-domain latent translation (VAE for Y u Z, VAE for X, mapping),
-# mask-conditioned, blind to noise (sigma 0..50), validated on Set12 at sigma 25.
+# mask-conditioned, half-resolution latents, residual output, blind to noise (sigma 0..50),
+# trained end to end and validated on Set12 at sigma 25.
 start=$(date +%s)
 $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-  -o checkpoints/vae.safetensors --steps 1500 --checkpoint-every 250 --seed 0
+  -o checkpoints/vae.safetensors --steps 2500 --checkpoint-every 250 --seed 0
 echo "checkpoints: restoration model took $(( $(date +%s) - start )) s" >&2
 rm -f checkpoints/*.last.safetensors  # resumable state: large, and not needed to use the models

@@ -105,3 +105,16 @@ def test_readme_splice_replaces_only_the_block(tmp_path: Path) -> None:
     assert update_readme.main(["--readme", str(readme), "--results", str(results), "--check"]) == 0
     readme.write_text("no markers\n")
     assert update_readme.main(["--readme", str(readme), "--results", str(results)]) == 2
+
+
+def test_time_to_quality_reads_the_first_crossing(tmp_path: Path) -> None:
+    from bench.sections.speed import time_to_quality
+
+    rows = [{"step": 50, "loss": 1.0, "wall_s": 60.0}, {"step": 100, "loss": 0.9, "wall_s": 120.0},
+            {"step": 100, "val_f1": 0.81}, {"step": 200, "loss": 0.8, "wall_s": 240.0}, {"step": 200, "val_f1": 0.9}]
+    metrics = tmp_path / "m.metrics.jsonl"
+    metrics.write_text("\n".join(json.dumps(r) for r in rows))
+    assert time_to_quality(metrics, "mask-unet") == "val_f1 0.8 at step 100, 2.0 min"
+    metrics.write_text("\n".join(json.dumps(r) for r in rows[:3]).replace("0.81", "0.42"))
+    assert time_to_quality(metrics, "mask-unet") == "val_f1 0.8 not reached (best 0.42)"
+    assert time_to_quality(metrics, "vae") is None and time_to_quality(tmp_path / "none.jsonl", "vae") is None

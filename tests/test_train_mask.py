@@ -97,6 +97,37 @@ def test_online_batches_are_fresh_but_reproducible(folder):
     assert len(val) == 3 and np.array_equal(val[0]["degraded"], data.validation_set(source, 5, 2, 24, 1)[0]["degraded"])
 
 
+def test_online_mixture_draws_every_member_reproducibly(folder):
+    """The detector's mixture: clean, noisy and aged members, one per sample, fixed by the seed."""
+    members = online_degrade_config()
+    assert len(members) == 3 and members[0].noise.prob == 0.0 and members[1].noise.sigma_range == (0.0, 50.0)
+    assert all(m.scratches.count_range[0] >= 1 and m.dust.enabled for m in members)
+    source = data.OnlineSource.from_folder(folder / "clean", members, region=32)
+    batch = data.Batches(source, batch=6, crop=24, seed=3)(0)
+    residual = np.abs(batch["degraded"] - batch["clean"]) * (batch["mask"] < 0.5)  # change off the defects
+    off_defect = residual.reshape(6, -1).max(axis=1)  # clean member: only sub-visible fringes (< 8 levels)
+    assert (off_defect < 8.5 / 255).any() and (off_defect > 0.1).any(), off_defect
+    assert np.array_equal(batch["degraded"], data.Batches(source, batch=6, crop=24, seed=3)(0)["degraded"])
+    single = data.OnlineSource.from_folder(folder / "clean", members[0], region=32)
+    assert single.fingerprint() != source.fingerprint()
+
+
+def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, folder, tmp_path):
+    other_arch = dataclasses.replace(TINY, arch=UNetConfig(widths=(4, 8), norm="none"), steps=1, lr=1e-9,
+                                     eval_every=1, checkpoint_every=1, init=str(trained.checkpoint))
+    tuned = train_mask(folder, tmp_path / "tuned.safetensors", other_arch)
+    arrays, header = read_checkpoint(tuned.checkpoint)
+    assert UNetConfig.from_dict(header["arch"]) == TINY.arch  # the checkpoint's widths (8, 8), not (4, 8)
+    assert header["training"]["config"]["init"] == str(trained.checkpoint)
+    before, _ = read_checkpoint(trained.checkpoint)
+    assert arrays.keys() == before.keys()
+    assert max(np.abs(arrays[k] - before[k]).max() for k in arrays) < 1e-4  # one step at lr 1e-9: still the init
+    with pytest.raises(CheckpointError, match="expected 'mask-unet'|not a|cannot"):
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(b"junk" * 20)
+        train_mask(folder, tmp_path / "x.safetensors", dataclasses.replace(TINY, init=str(bad)))
+
+
 def test_prefetcher_reraises_producer_errors():
     def broken(step):
         if step == 2:

@@ -174,6 +174,9 @@ class OnlineSource:
     Degrading a region rather than the crop keeps the engine's size-relative settings
     (scratch length is a fraction of the diagonal, dust counts are per image) close to those
     of a real photo of ``region`` pixels, instead of cramming a whole photo's damage into a crop.
+
+    ``config`` is one ``DegradeConfig`` or a tuple of them (a mixture): each sample then draws
+    one of them uniformly from its own rng, so a detector sees clean, noisy and aged prints alike.
     """
 
     def __init__(self, paths: Sequence[Path], config: object, region: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS):
@@ -205,12 +208,17 @@ class OnlineSource:
         (clean,) = self._cache.get(path, lambda: (to_luma(read_image(path, self.max_pixels).pixels),))
         side = max(crop, min(self.region, *clean.shape))
         (region,) = crop_and_augment(rng, [clean], side, augment)
-        result = self._degrade(region[:, :, None], self.config, rng)
+        config = self.config
+        if isinstance(config, tuple):  # a mixture: one member per sample (a single config draws nothing)
+            config = config[int(rng.integers(len(config)))]
+        result = self._degrade(region[:, :, None], config, rng)
         mask = np.asarray(result.mask, np.float32)
         return tuple(crop_and_augment(rng, [to_luma(result.degraded), region, mask], crop, augment=False))
 
     def fingerprint(self) -> str:
-        cfg = self.config.to_dict() if hasattr(self.config, "to_dict") else repr(self.config)
+        configs = self.config if isinstance(self.config, tuple) else (self.config,)
+        cfg = [c.to_dict() if hasattr(c, "to_dict") else repr(c) for c in configs]
+        cfg = cfg[0] if len(cfg) == 1 else cfg
         return _fingerprint(["online", self.region, cfg, *_file_list_parts(self.paths)])
 
 

@@ -129,14 +129,17 @@ def cr6(arch: str) -> VAETrainConfig:
 def default(arch: str) -> VAETrainConfig:
     """The restoration config: spatial latents, old-photo defects + blind noise (σ 0..50), warm-up + cosine lr.
 
-    translation (recommended): 1/4-resolution latents, 64 channels, trained end to end from the start
-    (``--e2e-from 0.25`` runs Wan et al.'s staged VAEs + mapping first: it was 0.4 dB behind at
-    600 steps). Family archs: 1/8-resolution latents with the paired cross term.
-    Command: ``restore train-vae --clean train400 --real old_photos --val set12 -o vae.safetensors``
-    (4000 steps). Result: not yet measured. Short runs on the 2-core CPU, Set12 at σ 25 (input 20.2 dB):
-    240 steps 24.96 dB / SSIM 0.70 (this config); with the full old-photo damage instead of "defects":
-    240 steps 24.18 dB, 600 steps 25.46 dB.
+    translation (recommended): 1/2-resolution latents (pixel-unshuffle x2), 64 channels, a residual
+    output (restored = degraded + decode_X(...): it starts at the input's PSNR instead of at black),
+    trained end to end, peak lr 1e-3. ``--e2e-from 0.25`` runs Wan et al.'s staged VAEs + mapping
+    first (not residual then): it was 0.4 dB behind at 600 steps. Family archs: 1/8-resolution
+    latents with the paired cross term.
+    Command: ``restore train-vae --clean train400 --real old_photos --val set12 -o vae.safetensors --steps 2500``.
+    Results (Set12 σ 25, input 20.2 dB): the previous 1/4-resolution, non-residual version reached
+    27.51 dB at 1500 steps (12.5 min); this one: RESULT_PENDING.
     """
+    if arch == "translation":
+        return VAETrainConfig(preset="default", arch=arch, crop=64, down=2, residual=True, lr=1e-3)
     return VAETrainConfig(preset="default", arch=arch, crop=64)
 
 
