@@ -218,7 +218,7 @@ class OnlineSource:
     def fingerprint(self) -> str:
         configs = self.config if isinstance(self.config, tuple) else (self.config,)
         cfg = [c.to_dict() if hasattr(c, "to_dict") else repr(c) for c in configs]
-        cfg = cfg[0] if len(cfg) == 1 else cfg
+        cfg = cfg[0] if len(cfg) == 1 else cfg  # a single config keeps its old fingerprint (resume stays valid)
         return _fingerprint(["online", self.region, cfg, *_file_list_parts(self.paths)])
 
 

@@ -103,7 +103,7 @@ MASK_PRESETS: dict[str, MaskTrainConfig] = {
     # Result: 41.8 min on 2 CPU cores (1.21 steps/s; other runs shared the CPU), val F1 0.531
     # at step 3000 (precision 0.61, recall 0.47, threshold 0.35), still rising; Set12 `scratches`
     # F1 0.45 (the 8-16-32-64-96 model before it: 0.35, or 0.40 after 1500 more steps on the mixture
-    # with --init), `old-photo` 0.25.
+    # with --init), `old-photo` 0.26 (make bench, 2026-11-26).
     "default": MaskTrainConfig(arch=UNetConfig(widths=(16, 32, 64, 96, 128))),
 }
 
