@@ -332,8 +332,10 @@ def restore_command(
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the restored images.")] = ...,
     method: Annotated[
-        str, typer.Option(help="classical (no model), hybrid (learned mask + inpainting), vae (mask + restoration model), auto (best available: vae when its checkpoint exists, else hybrid).")
-    ] = "hybrid",
+        str, typer.Option(help="auto (default: vae when its checkpoint exists, else hybrid), vae (restoration model, "
+                               "then inpainting under the learned mask), hybrid (learned mask + inpainting: fast), "
+                               "classical (no model).")
+    ] = "auto",
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; mirror them.")] = False,
     fmt: Annotated[
         str, typer.Option("--format", help="Output format: same (as the input), png, jpg or tiff.")
@@ -347,7 +349,9 @@ def restore_command(
     ] = None,
     save_masks: Annotated[Optional[Path], typer.Option(help="Also write the defect masks here as PNG.")] = None,
     mask_threshold: Annotated[
-        Optional[float], typer.Option(help="Mask probability threshold (default: the checkpoint's).")
+        Optional[float],
+        typer.Option(help="Defect probability from which a pixel is repaired (default: the mask checkpoint's "
+                          "repair threshold)."),
     ] = None,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16).")] = 256,
     max_memory: Annotated[
@@ -421,6 +425,16 @@ def train_vae(
     e2e_from: Annotated[
         Optional[float], typer.Option(help="translation: fraction of the run trained Wan-style (VAEs + mapping) before end-to-end.")
     ] = None,
+    degrade: Annotated[
+        Optional[str], typer.Option(help="Online damage: a degrade preset or 'defects' (default); 'a+b' mixes them.")
+    ] = None,
+    mask_input: Annotated[
+        Optional[bool], typer.Option("--mask-input/--no-mask-input",
+                                     help="Give the network the true defect mask (default) or an empty one.")
+    ] = None,
+    init: Annotated[
+        Optional[Path], typer.Option(help="Fine-tune: start from this train-vae checkpoint's weights (its architecture wins).")
+    ] = None,
     val: Annotated[Optional[Path], typer.Option(help="Clean validation images, noised at --val-sigma with a fixed seed.")] = None,
     val_sigma: Annotated[Optional[float], typer.Option(help="Noise sigma (0..255) of the --val images (default 25).")] = None,
     checkpoint_every: CheckpointEvery = None,
@@ -455,7 +469,8 @@ def train_vae(
             preset, arch, epochs=epochs, steps=steps, batch=batch, crop=crop, lr=lr, optimizer=optimizer,
             beta_schedule=beta_schedule, beta_start=beta_start, beta_max=beta_max, anneal_epochs=anneal_epochs,
             domain_weights=weights, e2e_from=e2e_from, val_sigma=val_sigma, checkpoint_every=checkpoint_every,
-            eval_every=checkpoint_every,
+            eval_every=checkpoint_every, degrade=degrade, mask_input=mask_input,
+            init=None if init is None else str(init),
         )
         print_path(run(training_dataset(dataset, clean), output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
                        max_pixels=max_pixels))

@@ -118,3 +118,13 @@ def test_time_to_quality_reads_the_first_crossing(tmp_path: Path) -> None:
     metrics.write_text("\n".join(json.dumps(r) for r in rows[:3]).replace("0.81", "0.42"))
     assert time_to_quality(metrics, "mask-unet") == "val_f1 0.8 not reached (best 0.42)"
     assert time_to_quality(metrics, "vae") is None and time_to_quality(tmp_path / "none.jsonl", "vae") is None
+
+
+def test_fine_tuned_checkpoints_report_every_stage() -> None:
+    from bench.sections.speed import _stages, _stages_note
+
+    training = {"step": 1000, "wall_s": 1800.0, "init": {"step": 2500, "wall_s": 7380.0, "path": "stage1.safetensors"}}
+    stages = _stages(training)
+    assert [s["step"] for s in stages] == [2500, 1000]  # first stage first
+    assert _stages_note(stages).startswith("2 stages (2500 steps, 123 min; 1000 steps, 30 min)")
+    assert _stages({"step": 5, "wall_s": 1.0}) == [{"step": 5, "wall_s": 1.0}]

@@ -282,3 +282,12 @@ def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     assert set(np.unique(saved)) == {0, 255} and saved[10:14].all()
     restored, original = io.read_image(tmp_path / "out" / "p00.png").pixels, io.read_image(src / "p00.png").pixels
     assert np.array_equal(np.delete(restored, np.s_[10:14], axis=0), np.delete(original, np.s_[10:14], axis=0))
+
+
+def test_cli_default_method_is_the_library_default() -> None:
+    import inspect
+
+    from restore_cli.cli import restore_command
+    from restore_cli.restoration.methods import DEFAULT_METHOD, METHODS
+
+    assert inspect.signature(restore_command).parameters["method"].default == DEFAULT_METHOD in METHODS

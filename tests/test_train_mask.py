@@ -119,7 +119,10 @@ def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, f
     arrays, header = read_checkpoint(tuned.checkpoint)
     assert UNetConfig.from_dict(header["arch"]) == TINY.arch  # the checkpoint's widths (8, 8), not (4, 8)
     assert header["training"]["config"]["init"] == str(trained.checkpoint)
-    before, _ = read_checkpoint(trained.checkpoint)
+    before, init_header = read_checkpoint(trained.checkpoint)
+    started = header["training"]["init"]  # the first stage's cost stays on record
+    assert started["step"] == init_header["training"]["step"] and started["path"].endswith("mask.safetensors")
+    assert started["wall_s"] == init_header["training"]["wall_s"] and started["metrics"] == init_header["metrics"]
     assert arrays.keys() == before.keys()
     assert max(np.abs(arrays[k] - before[k]).max() for k in arrays) < 1e-4  # one step at lr 1e-9: still the init
     with pytest.raises(CheckpointError, match="expected 'mask-unet'|not a|cannot"):
@@ -164,6 +167,30 @@ def test_threshold_and_metadata_survive_save_and_load(trained, folder):
     probs = detector.probabilities(luma)
     assert np.array_equal(detector.predict(luma), probs >= detector.threshold)
     assert np.array_equal(detector.predict(luma, threshold=0.0), np.ones_like(luma, bool))
+    assert detector.repair_threshold == header["repair_threshold"] == header["metrics"]["repair_threshold"]
+    assert np.array_equal(detector.repair_mask(luma), probs >= detector.repair_threshold)
+
+
+def test_repair_threshold_is_the_one_whose_inpainting_comes_closest_to_clean():
+    from restore_cli.train.mask import REPAIR_THRESHOLDS, best_repair_threshold
+
+    rng = np.random.default_rng(0)
+    clean = rng.random((4, 32, 32, 1)).astype(np.float32)  # fine detail everywhere
+    degraded = clean.copy()
+    degraded[:, 10:12, 4:28] = 1.0  # a bright scratch
+    probs = np.where(rng.random(clean.shape) < 0.1, 0.6, 0.02).astype(np.float32)  # false alarms on detail
+    probs[:, 10:12, 4:28] = 0.99
+    degraded += rng.normal(0, 0.05, clean.shape).astype(np.float32)  # noise the inpainting is not judged on
+    mask = np.zeros_like(clean)
+    mask[:, 10:12, 4:28] = 1.0
+    batches = [{"degraded": degraded[:2], "clean": clean[:2], "mask": mask[:2]},
+               {"degraded": degraded[2:], "clean": clean[2:], "mask": mask[2:]}]
+    threshold, psnr = best_repair_threshold(probs, batches)
+    assert threshold > 0.6 and threshold in REPAIR_THRESHOLDS  # not the low thresholds that repaint detail
+    assert psnr > 10 * np.log10(1 / np.mean((np.where(mask > 0, degraded, clean) - clean) ** 2)) + 3  # repaired
+    probs[:, 10:12, 4:28] = 0.4  # a faint-but-real scratch now needs the low threshold
+    probs[probs == 0.6] = 0.02
+    assert best_repair_threshold(probs, batches)[0] == min(REPAIR_THRESHOLDS)
 
 
 def test_corrupt_or_foreign_checkpoints_fail_clearly(trained, tmp_path):

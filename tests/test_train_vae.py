@@ -12,6 +12,7 @@ from flax import nnx
 from typer.testing import CliRunner
 
 from restore_cli.cli import app
+from restore_cli.errors import UsageError
 from restore_cli.io import Image, write_gray8, write_image
 from restore_cli.models.checkpoint import read_checkpoint
 from restore_cli.models.vae import KIND, build_model
@@ -58,6 +59,10 @@ def test_online_degradation_is_blind_to_the_noise_level():
     defects = online_degrade_config(resolve("default", None, degrade="defects"))
     assert defects.noise.prob == 1.0 and defects.blur.prob == defects.jpeg.prob == defects.fade.prob == 0.0
     assert defects.scratches == config.scratches
+    mixture = online_degrade_config(resolve("default", None, degrade="defects+old-photo"))
+    assert mixture[0] == defects and mixture[1].blur.prob > 0 and mixture[1].noise.prob == 1.0
+    with pytest.raises(UsageError, match="unknown degrade preset 'sepia-ish'"):
+        online_degrade_config(resolve("default", None, degrade="defects+sepia-ish"))
 
 
 def _folder(root: Path, count: int = 6) -> Path:
@@ -137,3 +142,23 @@ def test_cli_usage_errors(folder, tmp_path, args, message):
     result = _invoke(str(folder), "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output and result.stdout == ""
+
+
+def test_fine_tune_from_a_checkpoint_on_a_mixture_without_the_mask(folder, tmp_path):
+    first = tmp_path / "a.safetensors"  # seed 1: a fresh seed-0 model would start elsewhere
+    assert _invoke(str(folder), "-o", str(first), "--preset", "tiny", "--steps", "2", "--seed", "1", "-q").exit_code == 0
+    start, _ = read_checkpoint(first)
+    tuned = tmp_path / "b.safetensors"
+    result = _invoke("--clean", str(folder / "clean"), "-o", str(tuned), "--preset", "tiny", "--steps", "2",
+                     "--init", str(first), "--degrade", "defects+old-photo", "--no-mask-input", "-q")
+    assert result.exit_code == 0, result.output
+    weights, header = read_checkpoint(tuned)
+    config = header["training"]["config"]
+    assert config["init"] == str(first) and config["mask_input"] is False
+    assert len(header["training"]["data"]["degrade"]) == 2  # both mixture members recorded
+    assert header["training"]["init"]["step"] == 2 and header["training"]["init"]["wall_s"] > 0  # stage 1's cost
+    assert weights.keys() == start.keys()
+    assert max(float(np.max(np.abs(weights[k] - start[k]))) for k in start) < 0.05  # a few small steps from init
+    wrong = _invoke(str(folder), "-o", str(tmp_path / "c.safetensors"), "--preset", "tiny", "--init", str(first),
+                    "--arch", "simple")
+    assert wrong.exit_code == 2 and "--arch translation" in wrong.output

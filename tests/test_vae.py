@@ -231,6 +231,19 @@ def test_restorer_weights_act_where_documented(tiny_checkpoint):
     assert gray.shape == (48, 48, 1)
 
 
+def test_defects_are_inpainted_after_the_network_not_handed_to_it():
+    clean, degraded, mask = _constructed_case()
+
+    class Identity:  # a "network" that changes nothing and must not be given the mask
+        def restore_luma(self, luma, mask=None):
+            assert mask is None
+            return luma
+
+    out = restore_pixels(Identity(), degraded[:, :, None], mask, {"Y": 1.0, "Z": 1.0})[:, :, 0]
+    np.testing.assert_allclose(out[~mask], degraded[~mask], atol=1e-6)  # the network's output outside
+    assert _rmse(out, clean, mask) < 0.25 * _rmse(degraded, clean, mask)  # the scratch filled from context
+
+
 def test_vae_method_in_the_method_table(tiny_checkpoint, tmp_path):
     from restore_cli.errors import CheckpointError
     from restore_cli.restoration import methods

@@ -142,6 +142,21 @@ def mask_inference(ctx: Context) -> Table:
     return table
 
 
+def _stages(training: dict) -> list[dict]:
+    """The training record and the ``init`` chain behind it (``training.init``, written by --init), first stage first."""
+    chain, node = [], training
+    while node:
+        chain.append(node)
+        node = node.get("init")
+    return chain[::-1]
+
+
+def _stages_note(stages: list[dict]) -> str:
+    parts = [f"{s.get('step')} steps, {(s.get('wall_s') or 0) / 60:.0f} min" for s in stages]
+    return (f"{len(stages)} stages ({'; '.join(parts)}): steps and wall are totals, samples/s and "
+            "time to quality are the last stage's")
+
+
 #: The quality bar whose first crossing the training table reports, per checkpoint kind (issues #4, #5).
 QUALITY_BARS = {"mask-unet": ("val_f1", 0.8), "vae": ("val_psnr", 29.0)}
 
@@ -183,16 +198,21 @@ def training(ctx: Context) -> Table:
         train = header.get("training", {}) or {}
         config = train.get("config", {}) or {}
         steps, wall, batch = train.get("step"), train.get("wall_s"), config.get("batch")
+        samples_per_s = steps * batch / wall if steps and batch and wall else None  # this stage's own rate
+        stages = _stages(train)
+        if len(stages) > 1:  # fine-tuned: the table shows the whole cost, every stage added up
+            steps = sum(s.get("step") or 0 for s in stages)
+            wall = sum(s.get("wall_s") or 0.0 for s in stages)
         metrics = header.get("metrics", {}) or {}
         shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(metrics.items())[:5])
         machine = train.get("machine", {}) or {}
-        samples_per_s = steps * batch / wall if steps and batch and wall else None
         crop = config.get("crop")
         table.add(checkpoint=path.name, kind=header.get("kind"), steps=steps, batch=batch,
                   wall_min=wall / 60 if wall else None, samples_per_s=samples_per_s,
                   Mpx_per_s=samples_per_s * crop**2 / 1e6 if samples_per_s and crop else None,
                   time_to_quality=time_to_quality(path.with_name(path.stem + ".metrics.jsonl"), header.get("kind")),
-                  trained_on=machine.get("processor") or machine.get("platform"), metrics=shown or None)
+                  trained_on=machine.get("processor") or machine.get("platform"), metrics=shown or None,
+                  note=_stages_note(stages) if len(stages) > 1 else None)
     table.notes.append("samples/s = steps x batch / wall time (wall includes evaluation and compilation); Mpx/s = "
                        "samples/s x crop side squared. time to quality: the first validation at or above the "
                        "issue's bar (mask val F1 0.8 on the training validation crops; VAE Set12 sigma-25 PSNR 29 dB).")

@@ -7,7 +7,7 @@ shape, so a folder of mixed sizes compiles the network exactly once
 per tile costs no NNX graph traversal.
 
 Tile size: 384 px with 32 px of overlap (tiles step by 352 px). Measured on a 1024x1024
-image with the default U-Net: 9 tiles, 0.74 s (256 px tiles: 25 tiles, 1.08 s), because
+image with the earlier 8-wide U-Net: 9 tiles, 0.74 s (256 px tiles: 25 tiles, 1.08 s), because
 overlap and padding waste less with bigger tiles; on large scans the waste is 19 % of the
 pixels instead of 31 %. Images smaller than a tile are padded to one tile (~0.1 s).
 """
@@ -30,10 +30,11 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 class MaskDetector:
-    """A loaded mask U-Net: ``probabilities(luma)`` per pixel and ``predict(luma)`` as a boolean mask.
+    """A loaded mask U-Net: ``probabilities(luma)`` per pixel, ``predict`` / ``repair_mask`` as boolean masks.
 
-    Speed (default arch 8-16-32-64-96 with GroupNorm, 2-core CPU shared with other jobs, after
-    the one compilation of ~2-3 s): 1024x1024 in 0.74-0.80 s, ~0.73 s of CPU time.
+    Speed after the one compilation (2-core CPU, make bench): the shipped 16-32-64-96-128 model
+    (59 kFLOP per pixel) takes 1.3 s for 1024x1024; the earlier 8-16-32-64-96 one (17 kFLOP) 0.56 s.
+    Neither bigger tiles (544, 1056 px) nor batching tiles changed that (measured, +-3 %).
     """
 
     def __init__(self, model: UNet, header: dict[str, Any] | None = None, *, tile: int = 384, overlap: int = 32,
@@ -43,6 +44,9 @@ class MaskDetector:
         m = self.config.multiple  # infer_tiled needs tile and overlap on the network's grid
         self.tile, self.overlap, self.batch = round_up(tile, m), round_up(overlap, m), batch
         self.threshold = float(self.header.get("threshold", 0.5))
+        # The threshold for masks that get inpainted (see restore_cli.train.mask: chosen by PSNR after
+        # inpainting, not by F1); checkpoints written before it existed fall back to the F1 one.
+        self.repair_threshold = float(self.header.get("repair_threshold", self.threshold))
         self.compile_count = 0
         graphdef, state = nnx.split(model)
         self._state = state
@@ -77,5 +81,9 @@ class MaskDetector:
         return out[:, :, 0]
 
     def predict(self, luma: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """Boolean defect mask (H, W); ``threshold`` defaults to the one chosen on validation."""
+        """Boolean defect mask (H, W); ``threshold`` defaults to the best-F1 one chosen on validation."""
         return self.probabilities(luma) >= (self.threshold if threshold is None else threshold)
+
+    def repair_mask(self, luma: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The mask to inpaint under: like :meth:`predict`, at :attr:`repair_threshold` by default."""
+        return self.predict(luma, self.repair_threshold if threshold is None else threshold)

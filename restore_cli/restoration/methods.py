@@ -48,7 +48,7 @@ BYTES_PER_TILE_PIXEL = 2048
 class MethodSettings:
     """What the command line says about *how* to restore (not which files)."""
 
-    mask_threshold: float | None = None  # None: the mask checkpoint's own threshold
+    mask_threshold: float | None = None  # None: the mask checkpoint's repair threshold
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
@@ -190,7 +190,8 @@ class Hybrid:
         recipe: dict[str, Any] = {"method": self.name}
         if self.checkpoint is not None:
             recipe["mask_model"] = file_sha256(self.checkpoint)
-            recipe["mask_threshold"] = self.settings.mask_threshold
+            threshold = self.settings.mask_threshold
+            recipe["mask_threshold"] = self.detector.repair_threshold if threshold is None else threshold
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:
@@ -200,7 +201,7 @@ class Hybrid:
 
         def run(tile: int) -> np.ndarray:
             detector.tile = tile  # a new tile size is one more compilation, once
-            return np.asarray(detector.predict(luma, threshold=self.settings.mask_threshold), bool)
+            return np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool)
 
         mask, _ = with_smaller_tiles_on_oom(run, detector.tile)
         return mask
@@ -241,4 +242,9 @@ METHODS: dict[str, Callable[[MethodSettings], Method]] = {
     "vae": _vae,
     "auto": _auto,
 }
-DEFAULT_METHOD = "hybrid"
+#: What ``restore restore`` does without ``--method``: the restoration network where its checkpoint is
+#: there (denoising, deblurring, partial repair), then inpainting under the detector's repair mask.
+#: Chosen by make bench (Set12, 2026-11-26): it beats hybrid at sigma 15/25/50 by 6-11 dB and on
+#: ``old-photo``, and loses to it only on the noise-free ``scratches`` preset; it is ~4x slower
+#: (see the README), so ``--method hybrid`` stays the fast choice for clean scans.
+DEFAULT_METHOD = "auto"

@@ -235,6 +235,21 @@ def fit(
                      (t_compiled - t0) if t_compiled else 0.0)
 
 
+def lineage(path: str | Path, header: dict[str, Any]) -> dict[str, Any]:
+    """What a fine-tuned checkpoint records about the one it started from (``training.init``).
+
+    Steps, wall time, machine and metrics of the starting checkpoint, and its own ``init`` in
+    turn, so the total cost of a model trained in stages stays on record after the intermediate
+    files are gone (``make bench`` adds the stages up).
+    """
+    training = header.get("training", {}) or {}
+    out = {"path": display_path(Path(path)), "step": training.get("step"), "wall_s": training.get("wall_s"),
+           "machine": training.get("machine"), "metrics": header.get("metrics")}
+    if training.get("init"):
+        out["init"] = training["init"]
+    return out
+
+
 def _diverged(step: int, what: str, last_good: tuple[Path, int] | None) -> TrainingDiverged:
     where = (f"the last good checkpoint is {display_path(last_good[0])} (step {last_good[1]})"
              if last_good else "no checkpoint was written")

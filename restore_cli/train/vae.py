@@ -33,11 +33,11 @@ from flax import nnx
 from restore_cli.errors import UsageError
 from restore_cli.evaluate.metrics import psnr, ssim
 from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image
-from restore_cli.models.vae import KIND, build_model
+from restore_cli.models.vae import KIND, build_model, load_vae
 from restore_cli.models.vae_blocks import parameter_count
 from restore_cli.restoration.vae_method import VAERestorer
 from restore_cli.train import data
-from restore_cli.train.loop import LoopConfig, RunPaths, fit
+from restore_cli.train.loop import LoopConfig, RunPaths, fit, lineage
 from restore_cli.train.schedules import beta_schedule, lr_schedule, make_optimizer
 from restore_cli.train.sharding import check_batch_size, data_mesh, replicate
 from restore_cli.train.vae_config import VAETrainConfig
@@ -52,17 +52,23 @@ def online_degrade_config(cfg: VAETrainConfig):
 
     ``degrade="defects"`` keeps only the old-photo preset's *local* defects (scratches, cracks,
     dust: what the mask marks) and turns its other global effects (fading, blur, JPEG, ...) off,
-    so the model learns exactly "inpaint the mask + blind denoising".
+    so the model learns exactly "inpaint the mask + blind denoising". ``"defects+old-photo"``
+    is a mixture (a tuple; ``OnlineSource`` draws one member per sample), so one model learns
+    both the plain-noise case and the full ageing (fading, blur, grain, JPEG) of real prints.
     """
     from restore_cli.degrade.config import GLOBAL_EFFECTS, PRESETS
 
-    if cfg.degrade not in (*PRESETS, "defects"):
-        raise UsageError(f"unknown degrade preset {cfg.degrade!r} (choose from {', '.join(PRESETS)}, defects)")
-    base = PRESETS["old-photo" if cfg.degrade == "defects" else cfg.degrade]
-    if cfg.degrade == "defects":
-        off = {name: dataclasses.replace(getattr(base, name), prob=0.0) for name in GLOBAL_EFFECTS}
-        base = dataclasses.replace(base, **off)
-    return dataclasses.replace(base, noise=dataclasses.replace(base.noise, prob=1.0, sigma_range=cfg.noise_sigma))
+    members = []
+    for name in cfg.degrade.split("+"):
+        if name not in (*PRESETS, "defects"):
+            raise UsageError(f"unknown degrade preset {name!r} (choose from {', '.join(PRESETS)}, defects)")
+        base = PRESETS["old-photo" if name == "defects" else name]
+        if name == "defects":
+            off = {effect: dataclasses.replace(getattr(base, effect), prob=0.0) for effect in GLOBAL_EFFECTS}
+            base = dataclasses.replace(base, **off)
+        members.append(dataclasses.replace(base, noise=dataclasses.replace(base.noise, prob=1.0,
+                                                                          sigma_range=cfg.noise_sigma)))
+    return members[0] if len(members) == 1 else tuple(members)  # one config keeps its old fingerprint
 
 
 def _sources(dataset: Path | None, clean: Path | None, cfg: VAETrainConfig, seed: int, max_pixels: int):
@@ -73,7 +79,8 @@ def _sources(dataset: Path | None, clean: Path | None, cfg: VAETrainConfig, seed
         source = data.OnlineSource.from_folder(clean, degrade_config, max_pixels=max_pixels)
         train_idx, val_idx = data.split_indices(len(source), 0.1, None, seed)
         train, val = source.subset(train_idx), source.subset(val_idx)
-        described = {"source": "online", "folder": display_path(clean), "degrade": degrade_config.to_dict()}
+        described = {"source": "online", "folder": display_path(clean), "degrade": (
+            degrade_config.to_dict() if not isinstance(degrade_config, tuple) else [m.to_dict() for m in degrade_config])}
     else:
         source = data.PairSource(dataset, max_pixels=max_pixels)
         train_idx, val_idx = data.split_indices(len(source), 0.1, None, seed)
@@ -193,6 +200,8 @@ def train_vae(
 
     def make_batch(step: int) -> dict[str, Any]:
         batch: dict[str, Any] = batches(step)
+        if not cfg.mask_input:
+            batch["mask"] = np.zeros_like(batch["mask"])
         if real_crops is not None:
             batch["real"] = real_crops(step)
         batch.update(beta=np.float32(beta(step / spe)), phase=int(step >= e2e_start), epoch=step // spe, step=step)
@@ -203,12 +212,22 @@ def train_vae(
         described["val"] = {"folder": display_path(val), "sigma": cfg.val_sigma}
     else:
         crops = data.validation_set(held_out, 16, cfg.batch, cfg.crop, seed)
-        pairs = [(b["degraded"][i, :, :, 0], b["clean"][i, :, :, 0], b["mask"][i, :, :, 0])
+        pairs = [(b["degraded"][i, :, :, 0], b["clean"][i, :, :, 0], b["mask"][i, :, :, 0] if cfg.mask_input else None)
                  for b in crops for i in range(b["degraded"].shape[0])]
         described["val"] = {"held_out_crops": len(pairs)}
 
-    model_cfg = cfg.model_config()
-    model = build_model(model_cfg.to_dict(), seed)
+    started_from = None
+    if cfg.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
+        model, init_header = load_vae(cfg.init)
+        started_from = lineage(cfg.init, init_header)
+        model_cfg = model.cfg
+        if init_header["arch"].get("arch") != cfg.arch:
+            raise UsageError(f"--init {display_path(Path(cfg.init))} is a {init_header['arch'].get('arch')} model; "
+                             f"train it with --arch {init_header['arch'].get('arch')}")
+        log.info("fine-tuning %s (%s)", display_path(Path(cfg.init)), init_header["arch"].get("arch"))
+    else:
+        model_cfg = cfg.model_config()
+        model = build_model(model_cfg.to_dict(), seed)
     schedule = lr_schedule(cfg.lr, steps, cfg.warmup_steps, cfg.lr_decay)
     optimizer = nnx.Optimizer(model, make_optimizer(cfg.optimizer, schedule, cfg.clip_norm), wrt=nnx.Param)
     mesh = data_mesh()
@@ -226,7 +245,8 @@ def train_vae(
              cfg.arch, cfg.preset, parameter_count(model), steps, cfg.batch, cfg.crop, spe, mesh.devices.size)
 
     def header(metrics: dict[str, float]) -> dict[str, Any]:
-        return {"kind": KIND, "arch": model_cfg.to_dict(), "training": {"config": settings, "data": described}}
+        training = {"config": settings, "data": described, **({"init": started_from} if started_from else {})}
+        return {"kind": KIND, "arch": model_cfg.to_dict(), "training": training}
 
     loop = LoopConfig(steps=steps, log_every=log_every, eval_every=cfg.eval_every,
                       checkpoint_every=cfg.checkpoint_every, best_metric="val_psnr", best_mode="max")

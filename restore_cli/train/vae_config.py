@@ -59,7 +59,10 @@ class VAETrainConfig:
     residual: bool = False  # translation: predict clean = degraded + decoder output (needs e2e_from 0)
     remat: bool = False
     # data
-    degrade: str = "defects"  # online damage: a degrade preset, or "defects" (old-photo local defects only)
+    # online damage: a degrade preset, or "defects" (old-photo local defects only); "a+b" draws one per sample
+    degrade: str = "defects"
+    mask_input: bool = True  # False: the network's mask channel stays empty (it must find defects itself)
+    init: str | None = None  # start from this train-vae checkpoint's weights (its architecture wins)
     noise_sigma: tuple[float, float] = (0.0, 50.0)  # blind noise level range (0..255 units), prob 1
     val_sigma: float = 25.0
     eval_every: int = 250
