@@ -353,7 +353,8 @@ def restore_command(
         typer.Option(help="Defect probability from which a pixel is repaired (default: the mask checkpoint's "
                           "repair threshold)."),
     ] = None,
-    tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16).")] = 256,
+    tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
+                                           "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[
         Optional[str], typer.Option(help="Memory budget for the networks, e.g. 1.5G: picks tile size and batch.")
     ] = None,

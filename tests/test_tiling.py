@@ -110,3 +110,26 @@ def test_tile_plan_covers_the_image() -> None:
     for y, x in origins:
         covered[y : y + 128, x : x + 128] = True
     assert covered.all()
+
+
+def test_large_tiles_are_picked_only_where_they_compute_less(conv_net) -> None:
+    from restore_cli.restoration.tiling import cheapest_tile, large_tile
+
+    assert large_tile(256, 32) == 544
+    assert cheapest_tile(512, 512, (256, 544), 32, 16) == 544  # one tile instead of nine
+    assert cheapest_tile(256, 256, (256, 544), 32, 16) == 256  # one small tile, no padding waste
+    assert cheapest_tile(6000, 4000, (256, 544), 32, 16) == 544  # less overlap on a big scan
+    fn, traces = conv_net
+    images = [smooth_image(size) for size in (100, 250, 300)]
+    wholes = [infer_tiled(fn, image, tile=round_up16(len(image)), overlap=32, multiple=16) for image in images]
+    before = len(traces)
+    shapes = []
+    for image, whole in zip(images, wholes):
+        out = infer_tiled(lambda t: (shapes.append(t.shape[1]), fn(t))[1], image, tile=128, overlap=32,
+                          multiple=16, large=True)
+        assert out.shape == whole.shape and np.abs(out - whole).max() <= 1 / 255
+    assert set(shapes) == {128, 288} and len(traces) - before <= 2  # two tile sizes: two compilations
+
+
+def round_up16(size: int) -> int:
+    return -(-size // 16) * 16

@@ -38,11 +38,12 @@ class MaskDetector:
     """
 
     def __init__(self, model: UNet, header: dict[str, Any] | None = None, *, tile: int = 384, overlap: int = 32,
-                 batch: int = 1):
+                 batch: int = 1, large: bool = False):
         self.header = dict(header or {})
         self.config = model.config
         m = self.config.multiple  # infer_tiled needs tile and overlap on the network's grid
         self.tile, self.overlap, self.batch = round_up(tile, m), round_up(overlap, m), batch
+        self.large = large  # infer_tiled may pick 2 x tile + overlap per image (at most 2 compilations)
         self.threshold = float(self.header.get("threshold", 0.5))
         # The threshold for masks that get inpainted (see restore_cli.train.mask: chosen by PSNR after
         # inpainting, not by F1); checkpoints written before it existed fall back to the F1 one.
@@ -77,7 +78,7 @@ class MaskDetector:
         if luma.ndim != 2 or min(luma.shape) < 1:
             raise ValueError(f"expected a 2-D luminance image, got shape {luma.shape}")
         out = infer_tiled(self._tiles, luma[:, :, None], tile=self.tile, overlap=self.overlap,
-                          multiple=self.config.multiple, batch=self.batch, out_channels=1)
+                          multiple=self.config.multiple, batch=self.batch, out_channels=1, large=self.large)
         return out[:, :, 0]
 
     def predict(self, luma: np.ndarray, threshold: float | None = None) -> np.ndarray:

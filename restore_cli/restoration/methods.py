@@ -52,6 +52,7 @@ class MethodSettings:
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
+    large_tiles: bool = True  # also offer 2 x tile + overlap per image (infer_tiled); off under --max-memory
     device: str = "auto"
     domain_weights: str | None = None  # parsed and validated by the vae method
     checkpoints: Path = CHECKPOINT_DIR
@@ -184,7 +185,8 @@ class Hybrid:
             select_device(settings.device)
             from restore_cli.restoration.mask_detector import MaskDetector
 
-            self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch)
+            self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch,
+                                              large=settings.large_tiles)
 
     def recipe(self) -> dict[str, Any]:
         recipe: dict[str, Any] = {"method": self.name}
@@ -200,7 +202,8 @@ class Hybrid:
         detector = self.detector
 
         def run(tile: int) -> np.ndarray:
-            detector.tile = tile  # a new tile size is one more compilation, once
+            if tile != detector.tile:  # after an out-of-memory error: smaller tiles only, from now on
+                detector.tile, detector.large = tile, False  # one more compilation, once
             return np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool)
 
         mask, _ = with_smaller_tiles_on_oom(run, detector.tile)
@@ -245,6 +248,6 @@ METHODS: dict[str, Callable[[MethodSettings], Method]] = {
 #: What ``restore restore`` does without ``--method``: the restoration network where its checkpoint is
 #: there (denoising, deblurring, partial repair), then inpainting under the detector's repair mask.
 #: Chosen by make bench (Set12, 2026-11-26): it beats hybrid at sigma 15/25/50 by 6-11 dB and on
-#: ``old-photo``, and loses to it only on the noise-free ``scratches`` preset; it is ~4x slower
+#: ``old-photo``, and loses to it only on the noise-free ``scratches`` preset; it is ~3x slower
 #: (see the README), so ``--method hybrid`` stays the fast choice for clean scans.
 DEFAULT_METHOD = "auto"

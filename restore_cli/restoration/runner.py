@@ -76,7 +76,7 @@ def _settings(options: RestoreOptions) -> MethodSettings:
     extra = {"checkpoints": options.checkpoints} if options.checkpoints else {}
     return MethodSettings(
         mask_threshold=options.mask_threshold, user_masks=options.masks is not None, tile=tile, batch=batch,
-        device=options.device, domain_weights=options.domain_weights, **extra,
+        large_tiles=not options.max_memory, device=options.device, domain_weights=options.domain_weights, **extra,
     )
 
 

@@ -5,7 +5,8 @@ Every model-based method calls :func:`infer_tiled`, which gives three guarantees
 * **any size**: the image is reflect-padded to a multiple of the network's stride and
   to at least one tile, and cropped back, so odd sizes (298x450, 1x1) work;
 * **no recompiles**: the network only ever sees arrays of shape (batch, tile, tile, C),
-  whatever the image size, so a folder of mixed sizes compiles each model once;
+  whatever the image size, so a folder of mixed sizes compiles each model once (twice with
+  ``large=True``: see :func:`infer_tiled`);
 * **bounded memory**: only ``batch`` tiles are in flight; the accumulators are two
   float32 images. A 6000x4000 scan never materialises activations for the whole image.
 
@@ -75,6 +76,19 @@ def tile_plan(height: int, width: int, tile: int, overlap: int, multiple: int) -
     return padded_h, padded_w, origins
 
 
+def large_tile(tile: int, overlap: int) -> int:
+    """The second tile size offered to :func:`infer_tiled`: two tiles' worth plus one overlap (256 -> 544)."""
+    return 2 * tile + overlap
+
+
+def cheapest_tile(height: int, width: int, tiles: tuple[int, ...], overlap: int, multiple: int) -> int:
+    """The tile side among ``tiles`` whose plan computes the fewest pixels for an image (ties: the smaller)."""
+    def cost(tile: int) -> tuple[int, int]:
+        return len(tile_plan(height, width, tile, overlap, multiple)[2]) * tile * tile, tile
+
+    return min(tiles, key=cost)
+
+
 def infer_tiled(
     fn: TileFn,
     image: np.ndarray,
@@ -84,15 +98,23 @@ def infer_tiled(
     multiple: int = 16,
     batch: int = 1,
     out_channels: int | None = None,
+    large: bool = False,
 ) -> np.ndarray:
     """Run ``fn`` over ``image`` (H, W, C) float32 in fixed (batch, tile, tile, C) chunks; return (H, W, C_out).
 
     ``fn`` maps a float32 array (batch, tile, tile, C) to (batch, tile, tile, C_out). The last
     chunk is filled up with copies of its first tile so its shape stays fixed.
+
+    ``large=True`` also offers :func:`large_tile` and uses whichever of the two sizes computes
+    fewer pixels for this image: a 512x512 photo is one 544 px tile instead of nine overlapping
+    256 px ones (auto: 1.4 instead of 3.4 s on 2 CPU cores, make bench), a 256x256 one stays one 256 px
+    tile, and big scans lose less to overlap. A folder then compiles each model at most twice.
     """
     if image.ndim == 2:
         image = image[:, :, None]
     height, width, _ = image.shape
+    if large:
+        tile = cheapest_tile(height, width, (tile, large_tile(tile, overlap)), overlap, multiple)
     padded_h, padded_w, origins = tile_plan(height, width, tile, overlap, multiple)
     padded = pad_to(image.astype(np.float32, copy=False), padded_h, padded_w)
     out: np.ndarray | None = None

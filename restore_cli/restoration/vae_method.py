@@ -110,7 +110,7 @@ class VAERestorer:
     """A loaded ``train-vae`` model: ``restore_luma(luma, mask)`` for an image of any size."""
 
     def __init__(self, model: nnx.Module, header: dict[str, Any] | None = None, *, tile: int = 256,
-                 overlap: int = 32, batch: int = 1):
+                 overlap: int = 32, batch: int = 1, large: bool = False):
         self.header = dict(header or {})
         self.config = model.cfg
         m = self.config.multiple
@@ -118,6 +118,7 @@ class VAERestorer:
         self.tile = fixed or round_up(tile, m)
         self.overlap = min(round_up(overlap, m), max(0, (self.tile // 2 - 1) // m * m))
         self.batch, self.compile_count = batch, 0
+        self.large = large and not fixed  # infer_tiled may pick 2 x tile + overlap per image
         graphdef, state = nnx.split(model)
         self._state = state
 
@@ -143,7 +144,8 @@ class VAERestorer:
         m = np.zeros_like(luma) if mask is None else np.asarray(mask, np.float32).reshape(luma.shape)
         both = np.stack([luma, m], axis=-1)
         out = infer_tiled(lambda t: np.asarray(self._apply(self._state, t)), both, tile=self.tile,
-                          overlap=self.overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1)
+                          overlap=self.overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1,
+                          large=self.large)
         return out[:, :, 0]
 
 
@@ -193,7 +195,8 @@ class VAEMethod:
         self.weights = parse_domain_weights(settings.domain_weights or DEFAULT_DOMAIN_WEIGHTS)
         self.checkpoint = vae_checkpoint(settings.checkpoints)
         methods.select_device(settings.device)
-        self.restorer = VAERestorer.load(self.checkpoint, tile=settings.tile, batch=settings.batch)
+        self.restorer = VAERestorer.load(self.checkpoint, tile=settings.tile, batch=settings.batch,
+                                         large=settings.large_tiles)
         self.masker = None
         has_detector = (Path(settings.checkpoints) / methods.MASK_CHECKPOINT).is_file()
         if not settings.user_masks and (has_detector or require_detector):
