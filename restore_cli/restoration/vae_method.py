@@ -153,14 +153,16 @@ def restore_pixels(restorer: VAERestorer, pixels: np.ndarray, mask: np.ndarray |
                    weights: dict[str, float]) -> np.ndarray:
     """(H, W, 1|3) in [0, 1] -> restored (H, W, same C): weighted luma correction, faithful chroma."""
     luma = luminance(pixels).astype(np.float32)
-    restored = restorer.restore_luma(luma)  # empty mask channel: see the module docstring
+    restored = restorer.restore_luma(luma)[:, :, None]  # empty mask channel: see the module docstring
+    # One inpainting for the network's luma and, in colour, the scan's chroma (the solver is linear
+    # and per channel, so this equals inpainting the RGB scan and converting afterwards).
+    ycc = restored if pixels.shape[2] == 1 else np.concatenate(
+        [restored, rgb_to_ycc(np.asarray(pixels, np.float32))[:, :, 1:]], axis=2)
     if mask is not None and np.any(mask):
-        restored = inpaint(restored[:, :, None], mask, in_place=True)[:, :, 0]
-    out_luma = apply_domain_weights(luma, restored, mask, weights)
+        ycc = inpaint(ycc, mask, in_place=True)
+    out_luma = apply_domain_weights(luma, ycc[:, :, 0], mask, weights)
     if pixels.shape[2] == 1:
         return np.clip(out_luma, 0.0, 1.0)[:, :, None]
-    base = inpaint(pixels, mask) if mask is not None and np.any(mask) else pixels
-    ycc = rgb_to_ycc(np.asarray(base, np.float32))
     for channel in (1, 2):
         plane = np.ascontiguousarray(ycc[:, :, channel])
         smooth_chroma(plane)
