@@ -9,15 +9,17 @@ for need in train400 set12 old_photos; do
 done
 mkdir -p checkpoints
 start=$(date +%s)
-stage=checkpoints/stage1
-mkdir -p "$stage"
+mkdir -p checkpoints/stage1 checkpoints/stage2
 # The scratch/dust detector: online damage drawn afresh for every batch from Train400, a mixture
 # of clean scans, Gaussian noise (sigma 0..50) and full old-photo ageing over every defect kind.
-# Two stages (each a resumable run): 3000 steps of 16 x 96 px crops, then 3000 more of 12 x 128 px
-# crops (more context per crop) from those weights with a fresh, lower learning-rate schedule.
-$bin/restore train-mask --online "$data/train400" -o "$stage/mask_unet.safetensors" --steps 3000 --seed 0
+# Three stages (each a resumable run): 3000 steps of 16 x 96 px crops; 3000 more of 12 x 128 px
+# crops (more context per crop) from those weights with a fresh, lower learning-rate schedule;
+# 1500 more of 8 x 160 px crops at half that rate.
+$bin/restore train-mask --online "$data/train400" -o checkpoints/stage1/mask_unet.safetensors --steps 3000 --seed 0
+$bin/restore train-mask --online "$data/train400" -o checkpoints/stage2/mask_unet.safetensors \
+  --init checkpoints/stage1/mask_unet.safetensors --crop 128 --batch 12 --steps 3000 --lr 1e-3 --seed 0
 $bin/restore train-mask --online "$data/train400" -o checkpoints/mask_unet.safetensors \
-  --init "$stage/mask_unet.safetensors" --crop 128 --batch 12 --steps 3000 --lr 1e-3 --seed 0
+  --init checkpoints/stage2/mask_unet.safetensors --crop 160 --batch 8 --steps 1500 --lr 5e-4 --seed 0
 echo "checkpoints: mask model took $(( $(date +%s) - start )) s" >&2
 # The restoration model: triplet-domain latent translation (VAE for Y u Z, VAE for X, mapping),
 # mask-conditioned in training, half-resolution latents, residual output, blind to noise
@@ -29,4 +31,4 @@ start=$(date +%s)
 $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
   -o checkpoints/vae.safetensors --steps 2500 --checkpoint-every 250 --seed 0
 echo "checkpoints: restoration model took $(( $(date +%s) - start )) s" >&2
-rm -rf "$stage" checkpoints/*.last.safetensors  # intermediate and resumable state: not needed to use the models
+rm -rf checkpoints/stage1 checkpoints/stage2 checkpoints/*.last.safetensors  # intermediate and resumable state: not needed to use the models

@@ -112,6 +112,24 @@ def test_online_mixture_draws_every_member_reproducibly(folder):
     assert single.fingerprint() != source.fingerprint()
 
 
+def test_repair_threshold_validation_adds_defect_free_crops_of_the_held_out_images(folder):
+    from restore_cli.train.mask import _sources, without_defects
+
+    members = online_degrade_config()
+    free = without_defects(members)
+    assert all(not m.scratches.kinds and not m.dust.enabled for m in free)
+    assert [m.noise for m in free] == [m.noise for m in members] and [m.jpeg for m in free] == [m.jpeg for m in members]
+    config = dataclasses.replace(TINY, region=32)
+    train, val, free_source, described = _sources(None, folder / "clean", config, 10**7)
+    assert free_source.paths == val.paths and not set(free_source.paths) & set(train.paths)
+    assert described["repair_validation"] == "defect and defect-free crops"
+    crops = data.validation_set(free_source, 6, 3, 24, 0)
+    assert all(b["mask"].max() == 0 for b in crops)  # nothing to find: any flagged pixel is a false alarm
+    defect_crops = data.validation_set(val, 6, 3, 24, 0)
+    assert sum(b["mask"].sum() for b in defect_crops) > 0
+    assert _sources(folder, None, config, 10**7)[2] is None  # a degrade folder has no defect-free twin
+
+
 def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, folder, tmp_path):
     other_arch = dataclasses.replace(TINY, arch=UNetConfig(widths=(4, 8), norm="none"), steps=1, lr=1e-9,
                                      eval_every=1, checkpoint_every=1, init=str(trained.checkpoint))

@@ -222,12 +222,12 @@ def test_restorer_weights_act_where_documented(tiny_checkpoint):
     restorer = VAERestorer.load(path, tile=32, overlap=8)
     _, degraded, mask = _constructed_case()
     rgb = np.repeat(degraded[:, :, None], 3, axis=2)
-    full = restore_pixels(restorer, rgb, mask, {"Y": 1.0, "Z": 1.0})
-    z_only = restore_pixels(restorer, rgb, mask, {"Y": 0.0, "Z": 1.0})
+    full, _ = restore_pixels(restorer, rgb, mask, {"Y": 1.0, "Z": 1.0})
+    z_only, _ = restore_pixels(restorer, rgb, mask, {"Y": 0.0, "Z": 1.0})
     assert full.shape == rgb.shape
     np.testing.assert_allclose(z_only[mask], full[mask], atol=2e-3)  # the defects get the full correction
     np.testing.assert_allclose(z_only[~mask], rgb[~mask], atol=2e-3)  # the rest stays as scanned
-    gray = restore_pixels(restorer, degraded[:, :, None], None, {"Y": 1.0, "Z": 0.0})
+    gray, _ = restore_pixels(restorer, degraded[:, :, None], None, {"Y": 1.0, "Z": 0.0})
     assert gray.shape == (48, 48, 1)
 
 
@@ -239,9 +239,31 @@ def test_defects_are_inpainted_after_the_network_not_handed_to_it():
             assert mask is None
             return luma
 
-    out = restore_pixels(Identity(), degraded[:, :, None], mask, {"Y": 1.0, "Z": 1.0})[:, :, 0]
+    out = restore_pixels(Identity(), degraded[:, :, None], mask, {"Y": 1.0, "Z": 1.0})[0][:, :, 0]
     np.testing.assert_allclose(out[~mask], degraded[~mask], atol=1e-6)  # the network's output outside
     assert _rmse(out, clean, mask) < 0.25 * _rmse(degraded, clean, mask)  # the scratch filled from context
+
+
+def test_the_detector_looks_at_the_networks_output_and_its_mask_is_inpainted():
+    clean, degraded, mask = _constructed_case()
+    seen = []
+
+    class Denoiser:  # stands in for the network: the scratch stays, the rest is "restored"
+        def restore_luma(self, luma, mask=None):
+            return np.where(defects, luma, clean)
+
+    defects = mask
+
+    def detect(luma):
+        seen.append(luma.copy())
+        return mask
+
+    out, used = restore_pixels(Denoiser(), degraded[:, :, None], None, {"Y": 1.0, "Z": 1.0}, detect)
+    assert len(seen) == 1 and np.array_equal(seen[0], np.where(mask, degraded, clean))  # not the scan
+    assert used is mask
+    assert _rmse(out[:, :, 0], clean, mask) < 0.25 * _rmse(degraded, clean, mask)
+    _, used = restore_pixels(Denoiser(), degraded[:, :, None], mask, {"Y": 1.0, "Z": 1.0}, detect)
+    assert len(seen) == 1 and used is mask  # a mask given (--masks) is used as is: no detection
 
 
 def test_vae_method_in_the_method_table(tiny_checkpoint, tmp_path):

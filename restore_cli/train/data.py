@@ -203,6 +203,12 @@ class OnlineSource:
         other.__dict__.update(self.__dict__, paths=[self.paths[i] for i in indices])
         return other
 
+    def with_config(self, config: object) -> OnlineSource:
+        """The same images (and cache) degraded by another config or mixture."""
+        other = OnlineSource.__new__(OnlineSource)
+        other.__dict__.update(self.__dict__, config=config)
+        return other
+
     def sample(self, rng: np.random.Generator, index: int, crop: int, augment: bool) -> tuple[np.ndarray, ...]:
         path = self.paths[index]
         (clean,) = self._cache.get(path, lambda: (to_luma(read_image(path, self.max_pixels).pixels),))
