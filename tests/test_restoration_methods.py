@@ -212,3 +212,22 @@ def test_out_of_memory_retries_with_smaller_tiles() -> None:
     assert seen == [512, 256, 128] and tile == 128
     with pytest.raises(ValueError):
         methods.with_smaller_tiles_on_oom(lambda t: (_ for _ in ()).throw(ValueError("bug")), 512)
+
+
+def test_out_of_memory_gives_up_the_large_tile_before_halving_the_small_one() -> None:
+    class Detector:  # runs out of memory whenever the large tile is allowed
+        tile, large, compile_count, calls = 384, True, 0, []
+
+        def repair_mask(self, luma, threshold=None):
+            self.calls.append((self.tile, self.large))
+            if self.large:
+                raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+            return luma > 0.5
+
+    hybrid = methods.Hybrid.__new__(methods.Hybrid)
+    hybrid.settings, hybrid.detector = methods.MethodSettings(), Detector()
+    mask = hybrid.predict_mask(np.eye(4, dtype=np.float32))
+    assert np.array_equal(mask, np.eye(4, dtype=bool))
+    assert Detector.calls == [(384, True), (384, False)]  # same small tile, large off: one new compilation
+    hybrid.predict_mask(np.eye(4, dtype=np.float32))
+    assert Detector.calls[-1] == (384, False)  # and it stays off for the next images

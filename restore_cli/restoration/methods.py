@@ -206,6 +206,14 @@ class Hybrid:
                 detector.tile, detector.large = tile, False  # one more compilation, once
             return np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool)
 
+        if detector.large:  # on an out-of-memory error, give up the large tile before halving the small one
+            try:
+                return run(detector.tile)
+            except Exception as exc:  # XLA raises its own runtime error class; match on the message
+                if not is_out_of_memory(exc):
+                    raise
+                log.warning("device out of memory with the large tiles; retrying with %d px tiles only", detector.tile)
+                detector.large = False
         mask, _ = with_smaller_tiles_on_oom(run, detector.tile)
         return mask
 
