@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from scipy import ndimage
 
 from restore_cli.errors import UsageError
 from restore_cli.models.checkpoint import load_into, model_arrays, save_checkpoint
@@ -15,7 +16,7 @@ from restore_cli.models.translation import MaskedMapping, TranslationConfig
 from restore_cli.models.vae import ARCHS, KIND, VAEConfig, build_model, load_vae
 from restore_cli.models.vae_blocks import kl_divergence, pixel_shuffle, pixel_unshuffle, reparameterize
 from restore_cli.restoration.vae_method import (
-    VAERestorer, apply_domain_weights, parse_domain_weights, restore_pixels,
+    VAERestorer, apply_domain_weights, noise_gate, parse_domain_weights, restore_pixels,
 )
 from restore_cli.train import vae_config
 from restore_cli.train.schedules import beta_schedule, lr_schedule, make_optimizer
@@ -264,6 +265,25 @@ def test_the_detector_looks_at_the_networks_output_and_its_mask_is_inpainted():
     assert _rmse(out[:, :, 0], clean, mask) < 0.25 * _rmse(degraded, clean, mask)
     _, used = restore_pixels(Denoiser(), degraded[:, :, None], mask, {"Y": 1.0, "Z": 1.0}, detect)
     assert len(seen) == 1 and used is mask  # a mask given (--masks) is used as is: no detection
+
+
+def test_noise_gate_keeps_a_clean_scan_and_lets_the_network_denoise_a_noisy_one():
+    clean, noisy, mask = _constructed_case()  # grain of 20 levels
+    scan = np.clip(clean, 0.0, 1.0)
+    scan[mask] = 1.0  # the same scratch on a noise-free scan
+
+    class Smoother:  # a "network" that also blurs clean detail
+        def restore_luma(self, luma, mask=None):
+            return ndimage.uniform_filter(luma, 5)
+
+    assert noise_gate(scan) == 0.0 and noise_gate(noisy) == 1.0
+    out, _ = restore_pixels(Smoother(), scan[:, :, None], mask, {"Y": 1.0, "Z": 1.0})
+    np.testing.assert_allclose(out[:, :, 0][~mask], scan[~mask], atol=1e-6)  # clean detail kept as scanned
+    assert _rmse(out[:, :, 0], clean, mask) < 0.25 * _rmse(scan, clean, mask)  # the scratch still repaired
+    out, _ = restore_pixels(Smoother(), noisy[:, :, None], mask, {"Y": 1.0, "Z": 1.0})
+    np.testing.assert_allclose(out[:, :, 0][~mask], np.clip(ndimage.uniform_filter(noisy, 5), 0, 1)[~mask], atol=1e-6)
+    halfway = np.clip(clean + np.random.default_rng(1).normal(0, 5 / 255, clean.shape), 0, 1).astype(np.float32)
+    assert 0.0 < noise_gate(halfway) < 1.0
 
 
 def test_vae_method_in_the_method_table(tiny_checkpoint, tmp_path):

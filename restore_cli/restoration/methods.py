@@ -256,6 +256,6 @@ METHODS: dict[str, Callable[[MethodSettings], Method]] = {
 #: What ``restore restore`` does without ``--method``: the restoration network where its checkpoint is
 #: there (denoising, deblurring, partial repair), then inpainting under the detector's repair mask.
 #: Chosen by make bench (Set12, 2026-11-26): it beats hybrid at sigma 15/25/50 by 6-11 dB and on
-#: ``old-photo``, and loses to it only on the noise-free ``scratches`` preset; it is ~3x slower
-#: (see the README), so ``--method hybrid`` stays the fast choice for clean scans.
+#: ``old-photo`` by 1.2 dB, and is within 0.05 dB of it on the noise-free ``scratches`` preset; it
+#: is ~3-4x slower (see the README), so ``--method hybrid`` stays the fast choice for clean scans.
 DEFAULT_METHOD = "auto"
