@@ -123,17 +123,25 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
 
 
-def with_smaller_tiles_on_oom(call: Callable[[int], np.ndarray], tile: int) -> tuple[np.ndarray, int]:
-    """``call(tile)``; on a device out-of-memory error, retry with half the tile (down to 128).
+def with_smaller_tiles_on_oom(call: Callable[[int], np.ndarray], tile: int,
+                              drop_large: Callable[[], bool] | None = None) -> tuple[np.ndarray, int]:
+    """``call(tile)``; on a device out-of-memory error, retry: first without the large tile when
+    ``drop_large()`` says it just switched one off, then with half the tile (down to 128).
 
     Returns the result and the tile that worked, which the caller keeps for the next images
-    (each new tile size is one more compilation). Not exercised by the CPU-only test suite.
+    (each new tile size is one more compilation). Not exercised on a device by the CPU-only
+    test suite (a fake error stands in).
     """
     while True:
         try:
             return call(tile), tile
         except Exception as exc:  # XLA raises its own runtime error class; match on the message
-            if not is_out_of_memory(exc) or tile <= MIN_TILE:
+            if not is_out_of_memory(exc):
+                raise
+            if drop_large is not None and drop_large():
+                log.warning("device out of memory with the large tiles; retrying with %d px tiles only", tile)
+                continue
+            if tile <= MIN_TILE:
                 raise
             log.warning("device out of memory with %d px tiles; retrying with %d px", tile, tile // 2)
             tile //= 2
@@ -206,15 +214,11 @@ class Hybrid:
                 detector.tile, detector.large = tile, False  # one more compilation, once
             return np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool)
 
-        if detector.large:  # on an out-of-memory error, give up the large tile before halving the small one
-            try:
-                return run(detector.tile)
-            except Exception as exc:  # XLA raises its own runtime error class; match on the message
-                if not is_out_of_memory(exc):
-                    raise
-                log.warning("device out of memory with the large tiles; retrying with %d px tiles only", detector.tile)
-                detector.large = False
-        mask, _ = with_smaller_tiles_on_oom(run, detector.tile)
+        def drop_large() -> bool:  # on an out-of-memory error the large tile goes first
+            was_on, detector.large = detector.large, False
+            return was_on
+
+        mask, _ = with_smaller_tiles_on_oom(run, detector.tile, drop_large)
         return mask
 
     def restore(self, pixels: np.ndarray, mask: np.ndarray | None) -> Restored:

@@ -54,9 +54,8 @@ estimated noise (:func:`classical.noise_sigma`, finest-scale Haar) is below 2.5 
 hybrid one (inpainting on the scan) with the detector run on the network's output. Measured
 by make bench (Set12, stage-3 detector at 0.95): ``scratches`` (noise-free) 33.44 -> 34.19 dB
 (hybrid 34.23), ``old-photo`` 24.24 -> 24.23, sigma 15 / 25 / 50 unchanged (estimates 15-47
-levels). On the real prints of
-``old_photos`` the network changes little either way (RMS 0.1-2.7 levels without the gate;
-their grain is coarse and the estimate reads 0.7-5 levels).
+levels). On the real prints of ``old_photos`` the network changes little either way (RMS
+0.1-2.7 levels without the gate; their grain is coarse and the estimate reads 0.7-5 levels).
 """
 
 from __future__ import annotations
