@@ -6,7 +6,7 @@ DATA   ?= ../shared/datasets
 OUT    ?= out
 SHELL  := /bin/bash
 
-.PHONY: demo test test-deps bench bench-quick checkpoints clean help
+.PHONY: demo test test-deps bench bench-quick checkpoints cr6 clean help
 
 help:
 	@echo "make demo         restore the built-in sample photos with the shipped checkpoints"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench        measure everything the README claims (DATA=$(DATA)); results in bench-results/"
 	@echo "make bench-quick  a short benchmark (< 5 min)"
 	@echo "make checkpoints  retrain the shipped models with fixed seeds (DATA=$(DATA))"
+	@echo "make cr6          train the original project's models (--preset cr6, resumable, not shipped)"
 	@echo "make clean        remove the environment and generated outputs"
 
 # The environment is (re)built when pyproject.toml changes.
@@ -43,6 +44,9 @@ bench-quick: $(BIN)/restore
 
 checkpoints: $(BIN)/restore
 	@bash scripts/checkpoints.sh $(DATA)
+
+cr6: $(BIN)/restore
+	@bash scripts/cr6.sh $(DATA)
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache

@@ -71,6 +71,15 @@ def test_quick_run_writes_results(dataset: Path, tmp_path: Path, capsys) -> None
     assert md.startswith("### Benchmark results") and "cores" in md and "| BM3D |" in md
 
 
+def test_untrained_original_models_get_a_row_that_says_how_to_train_them(tmp_path: Path) -> None:
+    from bench.sections.denoise import cr6_row
+
+    row = cr6_row(Context(data=tmp_path, out=tmp_path / "out", repo=tmp_path), None, "unet")
+    assert row["method"] == "cr6 unet" and "PSNR" not in row
+    assert row["note"].startswith("not available: ")
+    assert row["note"].endswith("checkpoints/cr6/unet/vae.safetensors not found (make cr6)")
+
+
 def test_failing_section_is_recorded_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
     out = tmp_path / "results"
     status = main(["--data", str(tmp_path / "nothing-here"), "--out", str(out), "--only", "denoise"])

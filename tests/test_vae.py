@@ -14,7 +14,7 @@ from restore_cli.errors import UsageError
 from restore_cli.models.checkpoint import load_into, model_arrays, save_checkpoint
 from restore_cli.models.translation import MaskedMapping, TranslationConfig
 from restore_cli.models.vae import ARCHS, KIND, VAEConfig, build_model, load_vae
-from restore_cli.models.vae_blocks import kl_divergence, pixel_shuffle, pixel_unshuffle, reparameterize
+from restore_cli.models.vae_blocks import ConvTranspose2x, kl_divergence, pixel_shuffle, pixel_unshuffle, reparameterize
 from restore_cli.restoration.vae_method import (
     VAERestorer, apply_domain_weights, noise_gate, parse_domain_weights, restore_pixels,
 )
@@ -77,6 +77,18 @@ def test_pixel_shuffle_inverts_unshuffle():
     assert packed.shape == (2, 2, 3, 48)
     np.testing.assert_array_equal(pixel_shuffle(packed, 4), x)
     np.testing.assert_array_equal(packed[0, 0, 0, :3], x[0, 0, 0])  # the block's first pixel comes first
+
+
+@pytest.mark.parametrize("size", [(4, 6), (5, 3)])
+def test_sub_pixel_transposed_conv_equals_flax_conv_transpose(size):
+    rngs = nnx.Rngs(0)
+    reference = nnx.ConvTranspose(3, 5, (3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
+    ours = ConvTranspose2x(3, 5, rngs)
+    reference.kernel[...] = ours.kernel[...]
+    reference.bias[...] = ours.bias[...] = jnp.linspace(-1.0, 1.0, 5)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, *size, 3)), jnp.float32)
+    assert ours(x).shape == (2, 2 * size[0], 2 * size[1], 5)
+    np.testing.assert_allclose(ours(x), reference(x), atol=1e-5)
 
 
 def test_kl_of_known_gaussians():
@@ -216,6 +228,30 @@ def test_checkpoint_round_trip_and_tiled_inference(tiny_checkpoint):
     assert out.shape == (37, 45) and np.isfinite(out).all()
     restorer.restore_luma(np.random.default_rng(4).random((50, 21), np.float32))
     assert restorer.compile_count == 1  # one tile shape, one compilation
+
+
+def test_vae_method_falls_back_to_smaller_tiles_on_out_of_memory(tiny_checkpoint):
+    from restore_cli.restoration.vae_method import VAEMethod
+
+    path, _ = tiny_checkpoint
+    restorer = VAERestorer.load(path, tile=256, overlap=8, large=True)
+    apply, shapes = restorer._apply, []
+
+    def small_device(state, tiles):  # a device whose memory holds tiles of at most 128 px
+        shapes.append(tiles.shape[1])
+        if tiles.shape[1] > 128:
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate")
+        return apply(state, tiles)
+
+    restorer._apply = small_device
+    method = VAEMethod.__new__(VAEMethod)
+    method.restorer = restorer
+    image = np.random.default_rng(5).random((510, 505), np.float32)  # one large tile beats 3 x 3 small ones
+    out = method.restore_luma(image)
+    assert shapes[0] > 256 and shapes[1] == 256 and set(shapes[2:]) == {128}  # the large tile went first, then the tile halved
+    assert (restorer.tile, restorer.large) == (128, False)  # and the working tiles stay for the next image
+    expected = VAERestorer.load(path, tile=128, overlap=8).restore_luma(image)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_restorer_weights_act_where_documented(tiny_checkpoint):

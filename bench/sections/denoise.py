@@ -21,6 +21,9 @@ from bench.sections.runs import method_names, method_unavailable, run_method
 
 NAME = "denoise"
 SIGMAS = (15, 25, 50)
+#: The original family (``make cr6``) is scored at this sigma only: each image takes seconds.
+CR6_SIGMA = 25
+CR6_ARCHS = ("simple", "unet", "resblock")
 #: Average PSNR on Set12 from Zhang et al., "Beyond a Gaussian Denoiser" (TIP 2017), Table III.
 PUBLISHED = {
     "DnCNN-S": {15: 32.86, 25: 30.44, 50: 27.18},
@@ -76,12 +79,42 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
             continue
         table.add(method=method, kind="restore --method", PSNR=scores["PSNR"], SSIM=scores["SSIM"],
                   s_per_image=result.s_per_image)
+    if sigma == CR6_SIGMA and "vae" in method_names(ctx):
+        for arch in CR6_ARCHS:
+            table.add(**cr6_row(ctx, data, arch))
     for name, values in PUBLISHED.items():
         if sigma in values:
             table.add(method=f"{name} (published, not measured here)", kind="Zhang et al. 2017, Table III",
                       PSNR=values[sigma], SSIM=None, s_per_image=None)
     table.columns = ["method", "kind", "PSNR", "SSIM", "s_per_image", "note"]
     return table
+
+
+def cr6_row(ctx: Context, data: DataSet, arch: str) -> dict:
+    """The original project's ``arch`` trained with its own values (``make cr6``), if that has run.
+
+    Its checkpoint (1.2 GB, git-ignored) is scored as ``restore --method vae --checkpoints
+    checkpoints/cr6/ARCH``, with the steps trained so far out of the preset's total: a run
+    interrupted on a slow machine is reported as what it is.
+    """
+    folder = ctx.checkpoints / "cr6" / arch
+    row = {"method": f"cr6 {arch}", "kind": "original family, --preset cr6"}
+    try:
+        from restore_cli.models.checkpoint import read_checkpoint
+
+        header = read_checkpoint(folder / "vae.safetensors")[1]
+        training = header.get("training", {})
+        result = run_method(ctx, "vae", data.degraded, ctx.out / "runs" / f"gaussian{CR6_SIGMA}" / f"cr6-{arch}",
+                            extra=["--checkpoints", folder])
+        scores = score(result.output, data.clean)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken run is a row that says so
+        note = method_unavailable(exc).replace("(make checkpoints)", "(make cr6)")
+        return {**row, "note": note}
+    done, total = training.get("step"), training.get("config", {}).get("steps")
+    machine = training.get("machine", {}) or {}
+    where = machine.get("jax_devices") or machine.get("processor") or "?"
+    note = f"best checkpoint at step {done} of {total}, {training.get('wall_s', 0) / 3600:.1f} h of training on {where}"
+    return {**row, "PSNR": scores["PSNR"], "SSIM": scores["SSIM"], "s_per_image": result.s_per_image, "note": note}
 
 
 def _slug(name: str) -> str:

@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from restore_cli.restoration.colour import luminance
 from restore_cli.restoration.inpaint import inpaint
 from restore_cli.restoration.sidecar import file_sha256
 
+T = TypeVar("T")
 log = logging.getLogger("restore.restore")
 
 #: Where ``make checkpoints`` puts the shipped models (``--checkpoints`` overrides it).
@@ -123,10 +124,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
 
 
-def with_smaller_tiles_on_oom(call: Callable[[int], np.ndarray], tile: int,
-                              drop_large: Callable[[], bool] | None = None) -> tuple[np.ndarray, int]:
+def with_smaller_tiles_on_oom(call: Callable[[int], T], tile: int, drop_large: Callable[[], bool] | None = None,
+                              min_tile: int = MIN_TILE) -> tuple[T, int]:
     """``call(tile)``; on a device out-of-memory error, retry: first without the large tile when
-    ``drop_large()`` says it just switched one off, then with half the tile (down to 128).
+    ``drop_large()`` says it just switched one off, then with half the tile (not below ``min_tile``).
 
     Returns the result and the tile that worked, which the caller keeps for the next images
     (each new tile size is one more compilation). Not exercised on a device by the CPU-only
@@ -141,10 +142,29 @@ def with_smaller_tiles_on_oom(call: Callable[[int], np.ndarray], tile: int,
             if drop_large is not None and drop_large():
                 log.warning("device out of memory with the large tiles; retrying with %d px tiles only", tile)
                 continue
-            if tile <= MIN_TILE:
+            if tile // 2 < min_tile:
                 raise
             log.warning("device out of memory with %d px tiles; retrying with %d px", tile, tile // 2)
             tile //= 2
+
+
+def run_with_tile_fallback(model: Any, call: Callable[[], T]) -> T:
+    """``call()``, which runs ``model`` (a MaskDetector or VAERestorer), under the out-of-memory
+    policy of :func:`with_smaller_tiles_on_oom`: the large tile goes first, then the tile halves,
+    not below MIN_TILE nor ``model.min_tile`` (a vector-latent VAE takes only its training size).
+    The tiles that worked stay set on ``model`` for the next images.
+    """
+
+    def run(tile: int) -> T:
+        if tile != model.tile:  # smaller tiles only, from now on: one more compilation, once
+            model.tile, model.large = tile, False
+        return call()
+
+    def drop_large() -> bool:
+        was_on, model.large = model.large, False
+        return was_on
+
+    return with_smaller_tiles_on_oom(run, model.tile, drop_large, min_tile=max(MIN_TILE, getattr(model, "min_tile", 0)))[0]
 
 
 def mask_checkpoint(settings: MethodSettings) -> Path:
@@ -208,18 +228,8 @@ class Hybrid:
         if self.detector is None:
             raise RestoreError("internal: no mask detector and no user mask")
         detector = self.detector
-
-        def run(tile: int) -> np.ndarray:
-            if tile != detector.tile:  # after an out-of-memory error: smaller tiles only, from now on
-                detector.tile, detector.large = tile, False  # one more compilation, once
-            return np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool)
-
-        def drop_large() -> bool:  # on an out-of-memory error the large tile goes first
-            was_on, detector.large = detector.large, False
-            return was_on
-
-        mask, _ = with_smaller_tiles_on_oom(run, detector.tile, drop_large)
-        return mask
+        return run_with_tile_fallback(
+            detector, lambda: np.asarray(detector.repair_mask(luma, threshold=self.settings.mask_threshold), bool))
 
     def restore(self, pixels: np.ndarray, mask: np.ndarray | None) -> Restored:
         if mask is None:

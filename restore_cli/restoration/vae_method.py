@@ -154,7 +154,8 @@ class VAERestorer:
         m = self.config.multiple
         fixed = self.config.fixed_size  # a vector latent takes exactly its training size
         self.tile = fixed or round_up(tile, m)
-        self.overlap = min(round_up(overlap, m), max(0, (self.tile // 2 - 1) // m * m))
+        self.min_tile = fixed or 0  # the out-of-memory fallback may not go below it (methods.py)
+        self.overlap = round_up(overlap, m)  # at most half a tile: see restore_luma
         self.batch, self.compile_count = batch, 0
         self.large = large and not fixed  # infer_tiled may pick 2 x tile + overlap per image
         graphdef, state = nnx.split(model)
@@ -181,8 +182,10 @@ class VAERestorer:
         luma = np.asarray(luma, np.float32).reshape(luma.shape[0], luma.shape[1])
         m = np.zeros_like(luma) if mask is None else np.asarray(mask, np.float32).reshape(luma.shape)
         both = np.stack([luma, m], axis=-1)
+        step = self.config.multiple
+        overlap = min(self.overlap, max(0, (self.tile // 2 - 1) // step * step))  # tile may shrink on OOM
         out = infer_tiled(lambda t: np.asarray(self._apply(self._state, t)), both, tile=self.tile,
-                          overlap=self.overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1,
+                          overlap=overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1,
                           large=self.large)
         return out[:, :, 0]
 
@@ -271,9 +274,15 @@ class VAEMethod:
         from restore_cli.restoration.methods import Restored
 
         detect = None if self.masker is None else self.masker.predict_mask
-        out, mask = restore_pixels(self.restorer, pixels, mask, self.weights, detect)
+        out, mask = restore_pixels(self, pixels, mask, self.weights, detect)
         used = np.zeros(pixels.shape[:2], bool) if mask is None else np.asarray(mask, bool)
         return Restored(out, used)
+
+    def restore_luma(self, luma: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """The restorer's, for :func:`restore_pixels`, with smaller tiles after a device out-of-memory error."""
+        from restore_cli.restoration.methods import run_with_tile_fallback
+
+        return run_with_tile_fallback(self.restorer, lambda: self.restorer.restore_luma(luma, mask))
 
     def compile_count(self) -> int:
         return self.restorer.compile_count + (self.masker.compile_count() if self.masker is not None else 0)
