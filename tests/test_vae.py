@@ -303,20 +303,31 @@ def test_the_detector_looks_at_the_networks_output_and_its_mask_is_inpainted():
     assert len(seen) == 1 and used is mask  # a mask given (--masks) is used as is: no detection
 
 
-def test_noise_gate_keeps_a_clean_scan_and_lets_the_network_denoise_a_noisy_one():
+def test_noise_gate_keeps_a_clean_scan_without_running_the_network_and_lets_it_denoise_a_noisy_one():
     clean, noisy, mask = _constructed_case()  # grain of 20 levels
     scan = np.clip(clean, 0.0, 1.0)
     scan[mask] = 1.0  # the same scratch on a noise-free scan
 
     class Smoother:  # a "network" that also blurs clean detail
+        calls = 0
+
         def restore_luma(self, luma, mask=None):
+            Smoother.calls += 1
             return ndimage.uniform_filter(luma, 5)
 
+    seen = []
+
+    def detect(luma):
+        seen.append(luma.copy())
+        return mask
+
     assert noise_gate(scan) == 0.0 and noise_gate(noisy) == 1.0
-    out, _ = restore_pixels(Smoother(), scan[:, :, None], mask, {"Y": 1.0, "Z": 1.0})
+    out, _ = restore_pixels(Smoother(), scan[:, :, None], None, {"Y": 1.0, "Z": 1.0}, detect)
     np.testing.assert_allclose(out[:, :, 0][~mask], scan[~mask], atol=1e-6)  # clean detail kept as scanned
     assert _rmse(out[:, :, 0], clean, mask) < 0.25 * _rmse(scan, clean, mask)  # the scratch still repaired
+    assert Smoother.calls == 0 and np.array_equal(seen[0], scan)  # gate closed: no network, detection on the scan
     out, _ = restore_pixels(Smoother(), noisy[:, :, None], mask, {"Y": 1.0, "Z": 1.0})
+    assert Smoother.calls == 1
     np.testing.assert_allclose(out[:, :, 0][~mask], np.clip(ndimage.uniform_filter(noisy, 5), 0, 1)[~mask], atol=1e-6)
     halfway = np.clip(clean + np.random.default_rng(1).normal(0, 5 / 255, clean.shape), 0, 1).astype(np.float32)
     assert 0.0 < noise_gate(halfway) < 1.0

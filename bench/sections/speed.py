@@ -4,8 +4,11 @@
   512x512 images plus its 256x256 ones upscaled, Lanczos). The runner's per-image times
   exclude interpreter start-up; "steady" also leaves out the first image, which pays for
   compilation. "wall" is the whole command as a user waits for it.
-* compilations: the runner's ``compile_count`` after a folder of four different sizes.
-  With fixed-shape tiling every model compiles once, whatever the sizes.
+* compilations: the runner's ``compile_count`` after a folder of four different sizes (noisy,
+  so that every network runs). With fixed-shape tiling every model compiles at most twice
+  (two tile sizes), whatever the sizes.
+* clean and noisy: the restoration network of ``vae``/``auto`` runs only where the scan has
+  noise (the noise gate), so those are timed on the 512x512 folder with and without noise.
 * big scan: ``bench/restore_big.py`` (seconds and peak RSS for a 6000x4000 scan; 2000x1500
   in quick mode) for the default method, classical, and hybrid inpainting with the true mask.
 * mask inference: ``MaskDetector.predict`` on a 1024x1024 image, median of 3 calls after a
@@ -35,9 +38,17 @@ BIG_QUICK = (2000, 1500)
 MIXED_SIZES = ((256, 256), (512, 512), (300, 200), (700, 500))
 
 
+#: Methods whose cost depends on the noise in the scan (the restoration network runs only where the
+#: noise gate is open: see restore_cli.restoration.vae_method), timed on a noisy copy of the folder too.
+NOISE_DEPENDENT = ("vae", "auto")
+NOISY_SIGMA = 15
+
+
 def run(ctx: Context) -> list[Table]:
     folder, mixed = make_folders(ctx)
-    tables = [throughput(ctx, folder, mixed), big_scan(ctx), mask_inference(ctx), training(ctx)]
+    noisy = add_noise(folder, ctx.path("data", "speed-512-noisy", fresh=True))
+    add_noise(mixed, mixed)  # so that every network runs: the compile count covers them all
+    tables = [throughput(ctx, folder, mixed, noisy), big_scan(ctx), mask_inference(ctx), training(ctx)]
     return [t for t in tables if t is not None]
 
 
@@ -57,24 +68,51 @@ def make_folders(ctx: Context) -> tuple[Path, Path]:
     return square, mixed
 
 
-def throughput(ctx: Context, folder: Path, mixed: Path) -> Table:
+def add_noise(folder: Path, out: Path) -> Path:
+    """``folder``'s grey images with Gaussian noise of NOISY_SIGMA levels (seed 0), written to ``out``."""
+    rng = np.random.default_rng(0)
+    for path in sorted(folder.iterdir()):
+        with Image.open(path) as im:
+            pixels = np.asarray(im.convert("L"), np.float64)
+        pixels = np.clip(np.round(pixels + rng.normal(0.0, NOISY_SIGMA, pixels.shape)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(out / path.name)
+    return out
+
+
+def gate_closed(path: Path) -> bool:
+    """Whether the auto/vae noise gate is fully closed for this image (the network is then not run)."""
+    from restore_cli.restoration.vae_method import noise_gate
+
+    with Image.open(path) as im:
+        return noise_gate(np.asarray(im.convert("L"), np.float32) / 255.0) == 0.0
+
+
+def throughput(ctx: Context, folder: Path, mixed: Path, noisy: Path) -> Table:
     n = len(list(folder.iterdir()))
     table = Table(f"`restore restore` throughput ({n} images of 512x512; mixed folder: 4 sizes)",
-                  columns=["method", "images_per_s", "steady_images_per_s", "wall_s", "compiles_mixed", "note"])
+                  columns=["method", "input", "images_per_s", "steady_images_per_s", "wall_s", "compiles_mixed",
+                           "note"])
     for method in method_names(ctx):
         ctx.log(f"speed: restore --method {method} on 512x512 and mixed folders")
+        inputs = [("clean", folder)] + ([(f"noise σ={NOISY_SIGMA}", noisy)] if method in NOISE_DEPENDENT else [])
         try:
-            result = run_method(ctx, method, folder, ctx.out / "runs" / "speed" / method)
             mixed_run = run_method(ctx, method, mixed, ctx.out / "runs" / "speed-mixed" / method)
+            results = [(label, run_method(ctx, method, path, ctx.out / "runs" / path.name / method))
+                       for label, path in inputs]
         except Exception as exc:  # noqa: BLE001 - reported as the row's note
             table.add(method=method, note=method_unavailable(exc))
             continue
-        secs = result.image_seconds
-        table.add(method=method, images_per_s=len(secs) / sum(secs) if secs else None,
-                  steady_images_per_s=(len(secs) - 1) / sum(secs[1:]) if len(secs) > 1 else None,
-                  wall_s=result.wall_s, compiles_mixed=mixed_run.compile_count)
+        for label, result in results:
+            secs = result.image_seconds
+            table.add(method=method, input=label, images_per_s=len(secs) / sum(secs) if secs else None,
+                      steady_images_per_s=(len(secs) - 1) / sum(secs[1:]) if len(secs) > 1 else None,
+                      wall_s=result.wall_s, compiles_mixed=mixed_run.compile_count)
     table.notes.append("images/s from the runner's per-image times; steady leaves out the first (compiling) image; "
                        "wall: the whole command incl. Python start-up, imports and compilation.")
+    closed = sum(gate_closed(path) for path in sorted(folder.iterdir()))
+    table.notes.append(f"clean: upscaled Set12, noise-free: {' and '.join(NOISE_DEPENDENT)} skip the restoration "
+                       f"network where the noise gate is closed ({closed} of the {n} images); noise σ={NOISY_SIGMA}: "
+                       "the same images with Gaussian noise (seed 0): the network runs on every image.")
     return table
 
 
