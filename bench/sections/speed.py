@@ -11,8 +11,8 @@
   noise (the noise gate), so those are timed on the 512x512 folder with and without noise.
 * big scan: ``bench/restore_big.py`` (seconds and peak RSS for a 6000x4000 scan; 2000x1500
   in quick mode) for the default method, classical, and hybrid inpainting with the true mask.
-* mask inference: ``MaskDetector.predict`` on a 1024x1024 image, median of 3 calls after a
-  first (compiling) call, in this process.
+* mask inference: ``MaskDetector.predict`` on a 1024x1024 image with the tiles ``restore
+  restore`` uses by default, median of 3 calls after a first (compiling) call, in this process.
 * training: read from each checkpoint's header (wall time covers evaluation and compile too).
 """
 
@@ -163,10 +163,13 @@ def mask_inference(ctx: Context) -> Table:
         table.add(checkpoint=MASK_CHECKPOINT, note=unavailable(f"checkpoints/{MASK_CHECKPOINT} not found"))
         return table
     from restore_cli.restoration.mask_detector import MaskDetector
+    from restore_cli.restoration.methods import MethodSettings
+    from restore_cli.restoration.tiling import cheapest_tile, large_tile
 
     with Image.open(ctx.set12()[-1]) as im:
         luma = np.asarray(im.convert("L").resize((1024, 1024), Image.Resampling.LANCZOS), np.float32) / 255.0
-    detector = MaskDetector.load(path)
+    defaults = MethodSettings()  # the tiles `restore restore` uses unless told otherwise
+    detector = MaskDetector.load(path, tile=defaults.tile, large=defaults.large_tiles)
     start = time.perf_counter()
     detector.predict(luma)
     first = time.perf_counter() - start
@@ -177,6 +180,10 @@ def mask_inference(ctx: Context) -> Table:
         times.append(time.perf_counter() - start)
     table.add(checkpoint=MASK_CHECKPOINT, seconds=statistics.median(times), first_call_s=first,
               compiles=detector.compile_count)
+    offered = (detector.tile, large_tile(detector.tile, detector.overlap)) if detector.large else (detector.tile,)
+    used = cheapest_tile(1024, 1024, offered, detector.overlap, detector.config.multiple)
+    table.notes.append(f"Tiles as `restore restore` uses them by default: {used} px here (offered: "
+                       f"{', '.join(map(str, offered))}), {detector.overlap} px overlap.")
     return table
 
 
