@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make cr6: train the original project's VAE family with its own values (--preset cr6), one run
 # per arch, into checkpoints/cr6/ARCH/vae.safetensors (git-ignored: 1.2 GB each, not shipped).
-# Every run is resumable: interrupt it at will and rerun `make cr6` to continue where it stopped
-# (a finished arch is not retrained). `make bench` scores whatever is there on Set12 sigma 25,
+# Every run is resumable: interrupt it at will and rerun `make cr6` to continue from its last
+# state, written every 20 steps (a finished arch is not retrained). `make bench` scores whatever is there on Set12 sigma 25,
 # with the number of steps trained so far. On a 2-core CPU one step takes tens of seconds
 # (README); on a GPU the whole set takes minutes. ARCHS="simple unet" picks a subset.
 set -euo pipefail
@@ -18,6 +18,6 @@ for arch in $archs; do
   [ -f "checkpoints/cr6/$arch/vae.last.safetensors" ] && resume=(--resume)  # continue an interrupted run
   start=$(date +%s)
   $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-    --arch "$arch" --preset cr6 --seed 0 "${resume[@]}" -o "checkpoints/cr6/$arch/vae.safetensors"
+    --arch "$arch" --preset cr6 --seed 0 --checkpoint-every 20 "${resume[@]}" -o "checkpoints/cr6/$arch/vae.safetensors"
   echo "cr6: $arch took $(( $(date +%s) - start )) s this time" >&2
 done

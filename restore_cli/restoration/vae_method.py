@@ -199,7 +199,8 @@ def restore_pixels(restorer: VAERestorer, pixels: np.ndarray, mask: np.ndarray |
                    ) -> tuple[np.ndarray, np.ndarray | None]:
     """(H, W, 1|3) in [0, 1] -> (restored (H, W, same C), the mask used): weighted luma correction,
     faithful chroma. Without a ``mask``, ``detect(network output luma) -> (H, W) bool`` finds one (see
-    the module docstring: the detector looks at the network's output, not at the scan)."""
+    the module docstring: the detector looks at the network's output, not at the scan, unless the
+    noise gate is closed and the network is not run)."""
     luma = luminance(pixels).astype(np.float32)
     gate = noise_gate(luma)
     if gate == 0.0:  # noise-free: the network's correction would be discarded, so it is not run
