@@ -29,7 +29,8 @@ echo "checkpoints: mask model took $(( $(date +%s) - start )) s" >&2
 # tried and lost 0.3-1.1 dB on every Set12 row but old-photo, where it gained 0.2 dB: not used.)
 # Two stages: 2500 steps of 16 x 64 px crops (val 29.25 dB), then 1500 of 8 x 96 px from it at a
 # lower peak rate with another seed (more context per crop than the network's receptive field,
-# new batches): val 29.40 dB at step 1250, +0.10-0.15 dB on every Set12 row of make bench.
+# new batches): val 29.40 dB at step 1250; make bench, auto: +0.10-0.11 dB at sigma 15/25/50,
+# +0.05 on `scratches`, +0.02 on `old-photo`.
 start=$(date +%s)
 $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
   -o checkpoints/stage1/vae.safetensors --steps 2500 --checkpoint-every 250 --seed 0

@@ -2,8 +2,8 @@
 # make cr6: train the original project's VAE family with its own values (--preset cr6), one run
 # per arch, into checkpoints/cr6/ARCH/vae.safetensors (git-ignored: 1.2 GB each, not shipped).
 # Every run is resumable: interrupt it at will and rerun `make cr6` to continue from its last
-# state, written every 20 steps (a finished arch is not retrained). `make bench` scores whatever is there on Set12 sigma 25,
-# with the number of steps trained so far. On a 2-core CPU one step takes tens of seconds
+# state, written every 20 steps. `make bench` scores whatever is there on Set12 sigma 25, with
+# the number of steps trained so far. On a 2-core CPU one step takes tens of seconds
 # (README); on a GPU the whole set takes minutes. ARCHS="simple unet" picks a subset.
 set -euo pipefail
 data=${1:-../shared/datasets}
