@@ -204,18 +204,19 @@ def restore_pixels(restorer: VAERestorer, pixels: np.ndarray, mask: np.ndarray |
     luma = luminance(pixels).astype(np.float32)
     gate = noise_gate(luma)
     if gate == 0.0:  # noise-free: the network's correction would be discarded, so it is not run
-        network = np.array(luma, np.float32)
+        network = np.array(luma, np.float32)  # a copy: the inpainting below works in place
     else:
         network = restorer.restore_luma(luma)  # empty mask channel: see the module docstring
     if mask is None and detect is not None:
         mask = detect(network)
-    # The noise gate, before the inpainting: on a noise-free scan the fill starts from the scan itself.
-    # In place: on a big scan every full-size float plane is ~100 MB.
-    if np.shares_memory(network, luma) or not network.flags.writeable:
-        network = np.array(network, np.float32)
-    network -= luma
-    network *= gate
-    network += luma
+    if gate != 0.0:
+        # The noise gate, before the inpainting: on a noise-free scan the fill starts from the scan itself.
+        # In place: on a big scan every full-size float plane is ~100 MB.
+        if np.shares_memory(network, luma) or not network.flags.writeable:
+            network = np.array(network, np.float32)
+        network -= luma
+        network *= gate
+        network += luma
     restored = network[:, :, None]
     # One inpainting for the network's luma and, in colour, the scan's chroma (the solver is linear
     # and per channel, so this equals inpainting the RGB scan and converting afterwards).
