@@ -216,7 +216,7 @@ def test_out_of_memory_retries_with_smaller_tiles() -> None:
 
 def test_out_of_memory_gives_up_the_large_tile_before_halving_the_small_one() -> None:
     class Detector:  # runs out of memory whenever the large tile is allowed
-        tile, large, compile_count, calls = 384, True, 0, []
+        tile, large, min_tile, compile_count, calls = 384, True, 0, 0, []
 
         def repair_mask(self, luma, threshold=None):
             self.calls.append((self.tile, self.large))

@@ -14,7 +14,7 @@ import pytest
 
 from restore_cli.errors import CheckpointError, UsageError
 from restore_cli.io import Image, write_gray8, write_image
-from restore_cli.models.checkpoint import read_checkpoint
+from restore_cli.models.checkpoint import read_checkpoint, read_header
 from restore_cli.models.unet import UNetConfig
 from restore_cli.restoration.mask_detector import MaskDetector
 from restore_cli.train import data
@@ -221,6 +221,27 @@ def test_corrupt_or_foreign_checkpoints_fail_clearly(trained, tmp_path):
                          (tmp_path / "missing.safetensors", "not found")):
         with pytest.raises(CheckpointError, match=reason):
             MaskDetector.load(path)
+
+
+def test_header_alone_is_read_without_the_weights(trained, tmp_path):
+    """read_header gives read_checkpoint's header from the first bytes only, and the same clear errors."""
+    from safetensors.numpy import save_file
+
+    _, header = read_checkpoint(trained.checkpoint)
+    assert read_header(trained.checkpoint) == header and header["kind"] == "mask-unet"
+    cut = tmp_path / "cut.safetensors"  # header intact, weights cut short: only reading them notices
+    cut.write_bytes(trained.checkpoint.read_bytes()[:-100])
+    assert read_header(cut) == header
+    with pytest.raises(CheckpointError, match="not a valid checkpoint"):
+        read_checkpoint(cut)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00\x01not a checkpoint" * 10)  # its first 8 bytes claim an absurd header length
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": np.zeros(3, np.float32)}, str(foreign))  # valid safetensors, not ours
+    for path, reason in ((garbage, "not a valid checkpoint"), (foreign, "not a restore checkpoint"),
+                         (tmp_path / "missing.safetensors", "not found")):
+        with pytest.raises(CheckpointError, match=reason):
+            read_header(path)
 
 
 def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):

@@ -100,9 +100,9 @@ def cr6_row(ctx: Context, data: DataSet, arch: str) -> dict:
     folder = ctx.checkpoints / "cr6" / arch
     row = {"method": f"cr6 {arch}", "kind": "original family, --preset cr6"}
     try:
-        from restore_cli.models.checkpoint import read_checkpoint
+        from restore_cli.models.checkpoint import read_header
 
-        header = read_checkpoint(folder / "vae.safetensors")[1]
+        header = read_header(folder / "vae.safetensors")
         training = header.get("training", {})
         result = run_method(ctx, "vae", data.degraded, ctx.out / "runs" / f"gaussian{CR6_SIGMA}" / f"cr6-{arch}",
                             extra=["--checkpoints", folder])

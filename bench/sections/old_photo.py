@@ -90,12 +90,12 @@ def _pick(scores: dict) -> dict:
 
 def _f1_threshold_row(ctx: Context, table: Table, data: DataSet, runs) -> None:
     """Hybrid with ``--mask-threshold`` = the mask checkpoint's best-F1 threshold (when it has one)."""
-    from restore_cli.models.checkpoint import read_checkpoint
+    from restore_cli.models.checkpoint import read_header
     from restore_cli.restoration.methods import MASK_CHECKPOINT
 
     label = "hybrid @ best-F1 threshold"
     try:
-        _, header = read_checkpoint(ctx.checkpoints / MASK_CHECKPOINT)
+        header = read_header(ctx.checkpoints / MASK_CHECKPOINT)
         threshold = float(header["threshold"])
         ctx.log(f"old_photo: {label} ({threshold})")
         result = run_method(ctx, "hybrid", data.degraded, runs / "hybrid-f1-threshold",

@@ -232,11 +232,11 @@ def training(ctx: Context) -> Table:
     if not files:
         table.add(checkpoint="checkpoints/*.safetensors",
                   note=unavailable("no checkpoint files yet (make checkpoints)"))
-    from restore_cli.models.checkpoint import read_checkpoint
+    from restore_cli.models.checkpoint import read_header
 
     for path in files:
         try:
-            _, header = read_checkpoint(path)
+            header = read_header(path)
         except Exception as exc:  # noqa: BLE001
             table.add(checkpoint=path.name, note=f"failed: {exc}")
             continue

@@ -148,7 +148,15 @@ def with_smaller_tiles_on_oom(call: Callable[[int], T], tile: int, drop_large: C
             tile //= 2
 
 
-def run_with_tile_fallback(model: Any, call: Callable[[], T]) -> T:
+class TiledModel(Protocol):
+    """What the out-of-memory fallback changes on a loaded network (MaskDetector, VAERestorer)."""
+
+    tile: int  # tile side in pixels, set smaller after an out-of-memory error
+    large: bool  # whether infer_tiled may also use the large tile
+    min_tile: int  # smallest tile the network accepts (0: any; a vector-latent VAE: its training size)
+
+
+def run_with_tile_fallback(model: TiledModel, call: Callable[[], T]) -> T:
     """``call()``, which runs ``model`` (a MaskDetector or VAERestorer), under the out-of-memory
     policy of :func:`with_smaller_tiles_on_oom`: the large tile goes first, then the tile halves,
     not below MIN_TILE nor ``model.min_tile`` (a vector-latent VAE takes only its training size).
@@ -164,7 +172,7 @@ def run_with_tile_fallback(model: Any, call: Callable[[], T]) -> T:
         was_on, model.large = model.large, False
         return was_on
 
-    return with_smaller_tiles_on_oom(run, model.tile, drop_large, min_tile=max(MIN_TILE, getattr(model, "min_tile", 0)))[0]
+    return with_smaller_tiles_on_oom(run, model.tile, drop_large, min_tile=max(MIN_TILE, model.min_tile))[0]
 
 
 def mask_checkpoint(settings: MethodSettings) -> Path:

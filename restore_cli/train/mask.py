@@ -27,6 +27,15 @@ image, has no defect, and a threshold chosen on defect crops alone ignores what 
 cost there. Measured with the stage-2 detector on train400's held-out crops (128 px, PSNR
 after inpainting, defect / defect-free / pooled): 0.8: 28.70 / 35.14 / 30.82 dB; 0.95: 28.48 /
 37.59 / 30.99; 0.99: 27.66 / 43.02 / 30.54 — defect crops alone pick 0.8, both pick 0.95.
+
+Checked on the whole ``auto`` pipeline (network, detector on its output, inpainting of the
+network's output; ``scripts/auto_threshold_sweep.py``, the 40 held-out images, 240 samples):
+pooled PSNR 25.58 / 25.60 / 25.61 / 25.58 / 25.52 dB at 0.8 / 0.9 / 0.95 / 0.98 / 0.99, 24.88
+with nothing inpainted, so 0.95 stands. Binned by the scan's estimated noise the best lies
+between 0.8 and 0.98 with no trend (defect samples always want 0.8-0.9, defect-free ones no
+inpainting at all), so a noise-dependent threshold would gain nothing; and flagging only where
+the detector passes on both the output and the scan (``--rule min``) pooled at 25.60 against
+25.61 dB (measured with the second-stage restoration model): not used.
 """
 
 from __future__ import annotations

@@ -1,0 +1,96 @@
+"""Sweep the repair threshold of ``--method auto`` on held-out Train400 images, per noise level.
+
+Why: ``train-mask`` picks its repair threshold on crops a perfect denoiser would leave (see
+restore_cli/train/mask.py); ``auto`` really inpaints the *network's* output under the mask the
+detector finds *on that output*. This replays that pipeline (noise gate, network, detector,
+biharmonic inpainting: restore_cli/restoration/vae_method.py) on the detector's 40 held-out
+images (seed 0 split), each degraded by the detector's training mixture with and without
+defects, and prints the pooled PSNR per threshold, binned by the scan's estimated noise (what
+auto can know at run time), so the threshold is chosen on data that is not a benchmark.
+
+    .venv/bin/python scripts/auto_threshold_sweep.py ../shared/datasets/train400 [--rule min]
+
+``--rule min`` flags where both the detector on the output and the detector on the scan pass
+(one more detector pass on noisy scans). Results (2026-11-26, shipped checkpoints) are quoted
+in restore_cli/train/mask.py. Caveat: the restoration model's second stage trained with seed 1,
+so it saw ~36 of these 40 images (never their held-out crops' exact degradations).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from restore_cli.restoration.classical import noise_sigma
+from restore_cli.restoration.inpaint import inpaint
+from restore_cli.restoration.mask_detector import MaskDetector
+from restore_cli.restoration.vae_method import VAERestorer, noise_gate
+from restore_cli.train import data
+from restore_cli.train.mask import online_degrade_config, without_defects
+
+THRESHOLDS = (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 1.01)  # 1.01: nothing inpainted
+NOISE_BINS = ((0, 2.5), (2.5, 7.5), (7.5, 15), (15, 25), (25, 40), (40, 999))  # 0..255 levels
+
+
+def sweep(train400: Path, checkpoints: Path, rule: str, reps: int) -> list[dict]:
+    """One record per sample: kind, estimated noise, pixel count and squared error per threshold."""
+    mixture = online_degrade_config()
+    source = data.OnlineSource.from_folder(train400, mixture)
+    _, held_out = data.split_indices(len(source), 0.1, None, 0)  # the detector's validation images
+    defects = source.subset(held_out)
+    vae = VAERestorer.load(checkpoints / "vae.safetensors", tile=256)
+    detector = MaskDetector.load(checkpoints / "mask_unet.safetensors", tile=256)
+    records = []
+    for kind, images in (("defects", defects), ("free", defects.with_config(without_defects(mixture)))):
+        for i in range(len(images) * len(mixture) * reps):
+            rng = np.random.default_rng(np.random.SeedSequence([1234, int(kind == "free"), i]))
+            degraded, clean, _ = images.sample(rng, i % len(images), 180, augment=False)
+            luma = degraded.astype(np.float32)
+            gate = noise_gate(luma)
+            network = luma.copy() if gate == 0 else vae.restore_luma(luma)
+            prob = detector.probabilities(network)
+            if rule == "min" and gate != 0:
+                prob = np.minimum(prob, detector.probabilities(luma))
+            gated = luma + gate * (network - luma)
+            errors = []
+            for t in THRESHOLDS:
+                flagged = prob >= t
+                out = inpaint(gated[:, :, None].copy(), flagged)[:, :, 0] if flagged.any() else gated
+                errors.append(float(np.sum((np.clip(out, 0, 1) - clean) ** 2)))
+            records.append({"kind": kind, "noise": noise_sigma(luma) * 255, "pixels": clean.size, "sse": errors})
+    return records
+
+
+def pooled_psnr(records: list[dict]) -> np.ndarray:
+    return 10 * np.log10(sum(r["pixels"] for r in records) / np.sum([r["sse"] for r in records], axis=0))
+
+
+def report(records: list[dict]) -> None:
+    print("threshold        " + " ".join(f"{t:6}" for t in THRESHOLDS))
+    print("all              " + " ".join(f"{v:6.2f}" for v in pooled_psnr(records)))
+    for low, high in NOISE_BINS:
+        in_bin = [r for r in records if low <= r["noise"] < high]
+        for kind in ("defects", "free", "both"):
+            rows = [r for r in in_bin if kind in ("both", r["kind"])]
+            if rows:
+                psnr = pooled_psnr(rows)
+                print(f"{low:>4}-{high:<4} {kind:7} n={len(rows):3} " + " ".join(f"{v:6.2f}" for v in psnr)
+                      + f"  best {THRESHOLDS[int(np.argmax(psnr))]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("train400", type=Path)
+    parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
+    parser.add_argument("--rule", choices=("output", "min"), default="output")
+    parser.add_argument("--reps", type=int, default=1, help="samples per image and mixture member")
+    args = parser.parse_args()
+    report(sweep(args.train400, args.checkpoints, args.rule, args.reps))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
