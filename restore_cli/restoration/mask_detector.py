@@ -43,7 +43,7 @@ class MaskDetector:
     """A loaded mask U-Net: ``probabilities(luma)`` per pixel, ``predict`` / ``repair_mask`` as boolean masks.
 
     Speed after the one compilation (2-core CPU, make bench): the shipped 16-32-64-96-128 model
-    (59 kFLOP per pixel) takes 1.2-1.3 s for 1024x1024 with 384 px tiles, 1.16 s with the
+    (59 kFLOP per pixel) takes 1.2-1.3 s for 1024x1024 with 384 px tiles, 1.16-1.19 s with the
     runner's default tiles (256 px, or 544 where cheaper: four for 1024x1024); the earlier 8-16-32-64-96 one (17 kFLOP) 0.56 s.
     Neither bigger tiles (544, 1056 px) nor batching tiles changed that (measured, +-3 %).
     """
