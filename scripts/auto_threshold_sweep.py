@@ -2,8 +2,8 @@
 
 Why: ``train-mask`` picks its repair threshold on crops a perfect denoiser would leave (see
 restore_cli/train/mask.py); ``auto`` really inpaints the *network's* output under the mask the
-detector finds *on that output*. This replays that pipeline (noise gate, network, detector,
-biharmonic inpainting: restore_cli/restoration/vae_method.py) on the detector's 40 held-out
+detector finds *on that output*. This replays that pipeline (``restore_pixels`` of
+restore_cli/restoration/vae_method.py, the network run once per scan) on the detector's 40 held-out
 images (seed 0 split), each degraded by the detector's training mixture with and without
 defects, and prints the pooled PSNR per threshold, binned by the scan's estimated noise (what
 auto can know at run time), so the threshold is chosen on data that is not a benchmark.
@@ -25,14 +25,25 @@ from pathlib import Path
 import numpy as np
 
 from restore_cli.restoration.classical import noise_sigma
-from restore_cli.restoration.inpaint import inpaint
 from restore_cli.restoration.mask_detector import MaskDetector
-from restore_cli.restoration.vae_method import VAERestorer, noise_gate
+from restore_cli.restoration.vae_method import (DEFAULT_DOMAIN_WEIGHTS, VAERestorer, noise_gate,
+                                                 parse_domain_weights, restore_pixels)
 from restore_cli.train import data
 from restore_cli.train.mask import online_degrade_config, without_defects
 
 THRESHOLDS = (0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 1.01)  # 1.01: nothing inpainted
 NOISE_BINS = ((0, 2.5), (2.5, 7.5), (7.5, 15), (15, 25), (25, 40), (40, 999))  # 0..255 levels
+
+
+class _OnceRestorer:
+    """The network's output for one scan, computed once and handed out as copies (restore_pixels
+    gates it in place), so every threshold replays :func:`restore_pixels` without rerunning it."""
+
+    def __init__(self, vae: VAERestorer, luma: np.ndarray):
+        self.output = vae.restore_luma(luma) if noise_gate(luma) else None  # gate 0: not run there either
+
+    def restore_luma(self, luma: np.ndarray) -> np.ndarray:
+        return np.array(self.output, np.float32)
 
 
 def sweep(train400: Path, checkpoints: Path, rule: str, reps: int) -> list[dict]:
@@ -43,23 +54,22 @@ def sweep(train400: Path, checkpoints: Path, rule: str, reps: int) -> list[dict]
     defects = source.subset(held_out)
     vae = VAERestorer.load(checkpoints / "vae.safetensors", tile=256)
     detector = MaskDetector.load(checkpoints / "mask_unet.safetensors", tile=256)
+    weights = parse_domain_weights(DEFAULT_DOMAIN_WEIGHTS)
     records = []
     for kind, images in (("defects", defects), ("free", defects.with_config(without_defects(mixture)))):
         for i in range(len(images) * len(mixture) * reps):
             rng = np.random.default_rng(np.random.SeedSequence([1234, int(kind == "free"), i]))
             degraded, clean, _ = images.sample(rng, i % len(images), 180, augment=False)
             luma = degraded.astype(np.float32)
-            gate = noise_gate(luma)
-            network = luma.copy() if gate == 0 else vae.restore_luma(luma)
-            prob = detector.probabilities(network)
-            if rule == "min" and gate != 0:
+            once = _OnceRestorer(vae, luma)
+            seen = once.output if once.output is not None else luma  # what restore_pixels hands the detector
+            prob = detector.probabilities(seen)
+            if rule == "min" and once.output is not None:
                 prob = np.minimum(prob, detector.probabilities(luma))
-            gated = luma + gate * (network - luma)
             errors = []
             for t in THRESHOLDS:
-                flagged = prob >= t
-                out = inpaint(gated[:, :, None].copy(), flagged)[:, :, 0] if flagged.any() else gated
-                errors.append(float(np.sum((np.clip(out, 0, 1) - clean) ** 2)))
+                out, _ = restore_pixels(once, luma[:, :, None], None, weights, detect=lambda _net, t=t: prob >= t)
+                errors.append(float(np.sum((out[:, :, 0] - clean) ** 2)))
             records.append({"kind": kind, "noise": noise_sigma(luma) * 255, "pixels": clean.size, "sse": errors})
     return records
 

@@ -54,45 +54,16 @@ def save_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], head
 MAX_HEADER_BYTES = 64 << 20
 
 
-def _header_from_meta(name: str, meta: dict[str, Any]) -> dict[str, Any]:
-    """Our header from a safetensors ``__metadata__`` dict; CheckpointError if it is not ours."""
-    if meta.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"{name}: not a restore checkpoint (format tag {meta.get('format')!r})")
-    try:
-        header = json.loads(meta["header"])
-    except (KeyError, TypeError, json.JSONDecodeError):
-        raise CheckpointError(f"{name}: checkpoint header is missing or corrupt") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{name}: checkpoint header is missing or corrupt")
-    return header
-
-
 def _not_valid(name: str, exc: Exception) -> CheckpointError:
     return CheckpointError(f"{name}: not a valid checkpoint file ({str(exc).splitlines()[0][:120]})")
-
-
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a file written by :func:`save_checkpoint`. Raises CheckpointError for anything else."""
-    path = Path(path)
-    name = display_path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{name}: checkpoint not found")
-    try:
-        blob = path.read_bytes()
-        arrays = st_load(blob)
-        header_len = int.from_bytes(blob[:8], "little")
-        meta = json.loads(blob[8 : 8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, OSError, UnicodeDecodeError, AttributeError) as exc:
-        raise _not_valid(name, exc) from None
-    return arrays, _header_from_meta(name, meta)
 
 
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
     """The header of a :func:`save_checkpoint` file without reading its weights.
 
     Reads the first bytes only, so listing checkpoints costs the same for a 3 MB detector and
-    a 1.2 GB ``--preset cr6`` model. Same errors as :func:`read_checkpoint` for a file that is
-    not ours or whose header is damaged (damaged *weights* are only found by reading them).
+    a 1.2 GB ``--preset cr6`` model. CheckpointError for a missing file, one that is not ours or
+    whose header is damaged (damaged *weights* are only found by :func:`read_checkpoint`).
     """
     path = Path(path)
     name = display_path(path)
@@ -104,10 +75,28 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
             header_len = int.from_bytes(f.read(8), "little")
             if size < 8 or not 0 < header_len <= min(MAX_HEADER_BYTES, size - 8):
                 raise ValueError(f"header length {header_len} does not fit a {size}-byte file")
-            meta = json.loads(f.read(header_len)).get("__metadata__", {})
+            meta = json.loads(f.read(header_len)).get("__metadata__") or {}
     except (ValueError, OSError, UnicodeDecodeError, AttributeError) as exc:
         raise _not_valid(name, exc) from None
-    return _header_from_meta(name, meta or {})
+    if meta.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{name}: not a restore checkpoint (format tag {meta.get('format')!r})")
+    try:
+        header = json.loads(meta["header"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: checkpoint header is missing or corrupt")
+    return header
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_checkpoint`: (weights, header). CheckpointError for anything else."""
+    header = read_header(path)  # a missing, foreign or damaged-header file fails here, before the big read
+    try:
+        arrays = st_load(Path(path).read_bytes())
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise _not_valid(display_path(Path(path)), exc) from None
+    return arrays, header
 
 
 def load_into(model: nnx.Module, arrays: dict[str, np.ndarray], source: str = "checkpoint") -> None:

@@ -16,10 +16,10 @@ so the same pixels get somewhat different probabilities in a 256 px and a 544 px
 on Set12 (make bench data, ``--method auto`` replayed with the stage-2 restoration model,
 detector on the network's output at 0.95): 544 px tiles flag 25 % more pixels than 256 px
 ones on sigma 25 (28.95 against 29.01 dB) and 8 % more on ``scratches`` (34.24 against
-34.21). That is a threshold shift, not a better
-detector: 160 px tiles (the training crop) at 0.95 and the runner's large tiles at 0.98 tie on
-sigma 25 (29.09 dB) and the large tiles win on ``scratches`` (34.13 against 33.90 dB), so at
-equal false-alarm cost more context is the better detector; the runner keeps it.
+34.21). That is a threshold shift, not a better detector: 160 px tiles (the training crop) at
+0.95 and the runner's large tiles at 0.98 tie on sigma 25 (29.09 dB) and the large tiles win
+on ``scratches`` (34.13 against 33.90 dB), so at equal false-alarm cost more context is the
+better detector; the runner keeps it.
 """
 
 from __future__ import annotations
