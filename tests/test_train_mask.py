@@ -159,6 +159,41 @@ def test_prefetcher_reraises_producer_errors():
         assert [s for s, _ in prefetch] == [0, 1]
 
 
+def test_worker_processes_give_the_same_batches_in_order(folder):
+    source = data.OnlineSource.from_folder(folder / "clean", online_degrade_config(), region=32)
+    batches = data.Batches(source, batch=3, crop=24, seed=2)
+    make = lambda step: {**batches(step), "step": np.int64(step)}  # noqa: E731  (a closure: fork needs no pickling)
+    with data.Prefetcher(make, 1, 8, depth=2, workers=2) as prefetch:
+        assert prefetch.workers == 2
+        got = list(prefetch)
+    assert [step for step, _ in got] == list(range(1, 8))
+    for step, batch in got:
+        expected = make(step)
+        assert all(np.array_equal(batch[k], expected[k]) for k in expected), step
+
+
+def test_worker_processes_reraise_errors_at_their_batch():
+    def broken(step):
+        if step == 2:
+            raise RuntimeError("bad image")
+        return {"x": np.full(1, step)}
+
+    with pytest.raises(RuntimeError, match="bad image"), data.Prefetcher(broken, 0, 6, workers=2) as prefetch:
+        seen = []
+        for step, batch in prefetch:
+            seen.append((step, int(batch["x"][0])))
+    assert seen == [(0, 0), (1, 1)]
+
+
+def test_training_with_worker_processes_matches_the_thread(trained, folder, tmp_path):
+    """Same seed, same steps: batches from two processes train the very same model as the thread."""
+    again = train_mask(folder, tmp_path / "mask.safetensors", TINY, data_workers=2)
+    assert _losses(again.checkpoint) == _losses(trained.checkpoint)
+    assert read_checkpoint(again.checkpoint)[0].keys() == read_checkpoint(trained.checkpoint)[0].keys()
+    for name, value in read_checkpoint(again.checkpoint)[0].items():
+        assert np.array_equal(value, read_checkpoint(trained.checkpoint)[0][name]), name
+
+
 def test_training_loss_falls_and_step_compiles_once(trained):
     losses = _losses(trained.checkpoint)
     early, late = np.mean([losses[s] for s in range(1, 6)]), np.mean([losses[s] for s in range(36, 41)])

@@ -5,9 +5,10 @@ A trainer supplies four things and calls :func:`fit`:
 * ``train_step`` - from :func:`make_train_step` (``loss_fn(model, batch, step) -> (loss, aux)``),
   an ``nnx.jit`` function compiled once because batches have fixed shapes;
 * ``make_batch(step) -> batch`` - a pure function of the step (see :mod:`restore_cli.train.data`),
-  run ``LoopConfig.prefetch`` batches ahead in a thread. Per-step host scalars (a beta
-  schedule) can ride in the dict as 0-d float32 arrays (traced: no recompiles), and since it
-  runs in the prefetch thread it may also place the batch on devices (``shard_batch``);
+  run ``LoopConfig.prefetch`` batches ahead in a thread, or in ``LoopConfig.workers`` forked
+  processes (so it must stay numpy: no JAX calls; the step itself places the batch on devices).
+  Per-step host scalars (a beta schedule) can ride in the dict as 0-d float32 arrays (traced:
+  no recompiles);
 * ``evaluate(model) -> {"val_...": float}`` - host floats; ``LoopConfig.best_metric`` names the
   one that picks the best checkpoint;
 * ``header(eval_metrics) -> dict`` - the inference checkpoint's header (kind, arch, extras).
@@ -67,6 +68,7 @@ class LoopConfig:
     best_metric: str = "val_f1"
     best_mode: str = "max"  # "max" or "min"
     prefetch: int = 3
+    workers: int = 0  # processes drawing batches (prefetch.py); 0 = one background thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +192,7 @@ def fit(
         return {**means, "steps_per_s": rate}
 
     progress = Progress(config.steps, start, enabled=progress_enabled(), console=stderr_console)
-    with Prefetcher(make_batch, start, config.steps, config.prefetch) as batches, progress:
+    with Prefetcher(make_batch, start, config.steps, config.prefetch, config.workers) as batches, progress:
         step = start
         for step_index, batch in batches:
             pending.append(train_step(model, optimizer, batch))

@@ -59,6 +59,7 @@ from restore_cli.models.checkpoint import load_model
 from restore_cli.models.unet import UNetConfig, build_unet, new_unet, parameter_count
 from restore_cli.train import data
 from restore_cli.train.loop import FitResult, LoopConfig, RunPaths, count_traces, fit, lineage, make_train_step
+from restore_cli.train.prefetch import default_workers
 
 log = logging.getLogger("restore.train")
 KIND = "mask-unet"
@@ -303,8 +304,13 @@ class MaskTrainResult:
 def train_mask(
     dataset: Path | None, checkpoint: Path, config: MaskTrainConfig, *,
     online: Path | None = None, resume: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
+    data_workers: int | None = None,
 ) -> MaskTrainResult:
-    """Train (or ``resume``) a mask U-Net; the best checkpoint (by val F1) is written at ``checkpoint``."""
+    """Train (or ``resume``) a mask U-Net; the best checkpoint (by val F1) is written at ``checkpoint``.
+
+    ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
+    so the model, do not depend on it.
+    """
     started_from = None
     if config.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
         model, init_header = load_model(config.init, KIND, build_unet)
@@ -331,7 +337,8 @@ def train_mask(
                 "training": {"config": settings, "data": described, **({"init": started_from} if started_from else {})}}
 
     loop = LoopConfig(steps=steps, log_every=config.log_every, eval_every=config.eval_every,
-                      checkpoint_every=config.checkpoint_every, best_metric="val_f1", best_mode="max")
+                      checkpoint_every=config.checkpoint_every, best_metric="val_f1", best_mode="max",
+                      workers=default_workers() if data_workers is None else data_workers)
     resume_key = {k: v for k, v in settings.items() if k not in ("log_every", "eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()

@@ -1,32 +1,99 @@
-"""Compute batches ahead in a background thread, in step order, with errors re-raised in order.
+"""Compute batches ahead, in step order, with errors re-raised in order.
 
 The consumer (the training loop) gets ``(step, batch)`` pairs; a producer exception is
 delivered at the position of the batch it concerns, so a bad image stops training at the
 step that needed it, after every earlier step (and checkpoint) has happened.
+
+Two producers, the same batches (a batch is a pure function of its step):
+
+* ``workers=0``: one background thread. Right for a CPU run, where XLA already keeps every
+  core busy with the step and a batch costs a small fraction of it.
+* ``workers=N``: N forked worker processes, each computing whole batches. On a GPU the step
+  takes milliseconds while drawing a batch of online damage takes tens to hundreds (the
+  degrade engine is numpy and Python, one core per process): one thread would leave the
+  accelerator waiting most of the time. The children are forked, so ``make_batch`` may be a
+  closure (nothing is pickled but step numbers and the finished arrays), and they only ever
+  run ``make_batch``: numpy code, never JAX, which is what keeps forking a JAX process safe.
+  Forking needs Linux-style ``fork``; elsewhere the thread is used.
 """
 
 from __future__ import annotations
 
+import collections
+import multiprocessing
+import os
 import queue
+import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
+
+_worker_make_batch: Callable[[int], Any] | None = None  # set in each forked child by _init_worker
+
+
+def _init_worker(make_batch: Callable[[int], Any]) -> None:
+    global _worker_make_batch
+    _worker_make_batch = make_batch
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; no traceback per child
+
+
+def _worker_batch(step: int) -> Any:
+    assert _worker_make_batch is not None
+    return _worker_make_batch(step)
+
+
+def can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and os.name == "posix"
+
+
+def default_workers() -> int:
+    """Worker processes for batches when not told: none on a CPU backend, else up to 8 spare cores."""
+    import jax
+
+    if jax.default_backend() == "cpu" or not can_fork():
+        return 0
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
 class Prefetcher:
     """Iterate ``make_batch(step)`` for ``step`` in ``[start, stop)``, computed ``depth`` batches ahead.
 
-    An exception in the producer is re-raised in the consumer at the batch it concerns.
-    ``close()`` (or leaving the ``with`` block) stops the thread without waiting for the run's end.
+    With ``workers > 0`` (and ``fork`` available) the batches come from that many processes and
+    ``max(depth, 2 * workers)`` are in flight. An exception in the producer is re-raised in the
+    consumer at the batch it concerns. ``close()`` (or leaving the ``with`` block) stops the
+    producer without waiting for the run's end.
     """
 
     _DONE = object()
 
-    def __init__(self, make_batch: Callable[[int], Any], start: int, stop: int, depth: int = 3):
+    def __init__(self, make_batch: Callable[[int], Any], start: int, stop: int, depth: int = 3, workers: int = 0):
+        self.workers = workers if workers > 0 and can_fork() else 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        if self.workers:
+            self._steps = iter(range(start, stop))
+            self._pending: collections.deque[tuple[int, Future]] = collections.deque()
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_init_worker, initargs=(make_batch,))
+            self._depth = max(depth, 2 * self.workers)
+            with warnings.catch_warnings():  # JAX warns at every fork; the children never call JAX (above)
+                warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+                self._fill()  # the first submission forks every worker, before the loop starts its own threads
+            return
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(make_batch, start, stop), daemon=True, name="prefetch")
         self._thread.start()
+
+    def _fill(self) -> None:
+        assert self._pool is not None
+        while len(self._pending) < self._depth:
+            step = next(self._steps, None)
+            if step is None:
+                return
+            self._pending.append((step, self._pool.submit(_worker_batch, step)))
 
     def _put(self, item: object) -> bool:
         while not self._stop.is_set():
@@ -49,6 +116,13 @@ class Prefetcher:
         self._put(self._DONE)
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        if self._pool is not None:
+            while self._pending:
+                step, future = self._pending.popleft()
+                batch = future.result()  # a worker's exception (or its death: BrokenProcessPool) is raised here
+                self._fill()
+                yield step, batch
+            return
         while True:
             item = self._queue.get()
             if item is self._DONE:
@@ -58,8 +132,12 @@ class Prefetcher:
             yield item  # type: ignore[misc]
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pending.clear()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=5)
 
     def __enter__(self) -> Prefetcher:
         return self

@@ -38,6 +38,7 @@ from restore_cli.models.vae_blocks import parameter_count
 from restore_cli.restoration.vae_method import VAERestorer
 from restore_cli.train import data
 from restore_cli.train.loop import LoopConfig, RunPaths, fit, lineage
+from restore_cli.train.prefetch import default_workers
 from restore_cli.train.schedules import beta_schedule, lr_schedule, make_optimizer
 from restore_cli.train.sharding import check_batch_size, data_mesh, replicate
 from restore_cli.train.vae_config import VAETrainConfig
@@ -183,9 +184,13 @@ def make_evaluator(model: nnx.Module, pairs: list[tuple[np.ndarray, np.ndarray, 
 def train_vae(
     dataset: Path | None, checkpoint: Path, cfg: VAETrainConfig, *, clean: Path | None = None,
     real: Path | None = None, val: Path | None = None, resume: bool = False, seed: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS, data_workers: int | None = None,
 ) -> Path:
-    """Train (or ``resume``) a model of the VAE family; the best checkpoint ends up at ``checkpoint``."""
+    """Train (or ``resume``) a model of the VAE family; the best checkpoint ends up at ``checkpoint``.
+
+    ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
+    so the model, do not depend on it.
+    """
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
     spe = batches.steps_per_epoch
@@ -249,7 +254,8 @@ def train_vae(
         return {"kind": KIND, "arch": model_cfg.to_dict(), "training": training}
 
     loop = LoopConfig(steps=steps, log_every=log_every, eval_every=cfg.eval_every,
-                      checkpoint_every=cfg.checkpoint_every, best_metric="val_psnr", best_mode="max")
+                      checkpoint_every=cfg.checkpoint_every, best_metric="val_psnr", best_mode="max",
+                      workers=default_workers() if data_workers is None else data_workers)
     resume_key = {k: v for k, v in settings.items() if k not in ("eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
