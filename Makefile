@@ -6,7 +6,7 @@ DATA   ?= ../shared/datasets
 OUT    ?= out
 SHELL  := /bin/bash
 
-.PHONY: demo test test-deps bench bench-quick checkpoints cr6 clean help
+.PHONY: demo test test-deps bench bench-quick checkpoints cr6 gpu-kit clean help
 
 help:
 	@echo "make demo         restore the built-in sample photos with the shipped checkpoints"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-quick  a short benchmark (< 5 min)"
 	@echo "make checkpoints  retrain the shipped models with fixed seeds (DATA=$(DATA))"
 	@echo "make cr6          train the original project's models (--preset cr6, resumable, not shipped)"
+	@echo "make gpu-kit      pack .gpu/ (datasets, pinned wheels) for scripts/gpu_session.sh on a lent GPU"
 	@echo "make clean        remove the environment and generated outputs"
 
 # The environment is (re)built when pyproject.toml changes.
@@ -47,6 +48,16 @@ checkpoints: $(BIN)/restore
 
 cr6: $(BIN)/restore
 	@bash scripts/cr6.sh $(DATA)
+
+# What scripts/gpu_session.sh needs on a bare GPU machine that cannot download: the datasets and
+# the pinned flax/optax (pure-Python wheels; the machine brings its own CUDA JAX). Git-ignored.
+gpu-kit: $(BIN)/restore
+	@for need in train400 set12 old_photos; do [ -d "$(DATA)/$$need" ] || { echo "gpu-kit: $(DATA)/$$need not found (set DATA=...)" >&2; exit 1; }; done
+	rm -rf .gpu && mkdir -p .gpu/datasets .gpu/whl
+	cp -r $(DATA)/train400 $(DATA)/set12 $(DATA)/old_photos .gpu/datasets/
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux2014_x86_64 -d .gpu/whl $$(grep -oE '"(flax|optax)==[^"]+"' pyproject.toml | tr -d '"')
+	@du -sh .gpu
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info .pytest_cache

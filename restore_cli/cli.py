@@ -66,6 +66,11 @@ DataWorkers = Annotated[
 CheckpointEvery = Annotated[
     Optional[int], typer.Option(min=1, help="Validate and write the resumable state every N steps.")
 ]
+TimeLimit = Annotated[
+    Optional[float],
+    typer.Option(min=0.0, help="Stop cleanly after this many minutes (validate, write the best and resumable "
+                               "checkpoints); --resume continues the same run.", show_default=False),
+]
 __all__ = ["app", "main", "DEFAULT_MAX_PIXELS", "Verbose", "Quiet", "Seed", "MaxPixels", "Workers"]
 
 
@@ -100,6 +105,10 @@ def print_path(path: Path) -> None:
     """The one line a producer writes on stdout, for the next command in a pipeline."""
     sys.stdout.write(f"{path}\n")
     sys.stdout.flush()
+
+
+def minutes_to_s(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60.0
 
 
 def training_dataset(dataset: Path | None, online_source: Path | None) -> Path | None:
@@ -292,6 +301,7 @@ def train_mask(
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
+    time_limit: TimeLimit = None,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -325,7 +335,7 @@ def train_mask(
             changes["eval_every"] = checkpoint_every
         config: MaskTrainConfig = dataclasses.replace(MASK_PRESETS[preset], seed=seed, **changes)
         print_path(run(training_dataset(dataset, online), output, config, online=online, resume=resume, max_pixels=max_pixels,
-                       data_workers=data_workers).checkpoint)
+                       data_workers=data_workers, time_limit_s=minutes_to_s(time_limit)).checkpoint)
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 
@@ -448,6 +458,7 @@ def train_vae(
     checkpoint_every: CheckpointEvery = None,
     resume: Resume = False,
     data_workers: DataWorkers = None,
+    time_limit: TimeLimit = None,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -482,7 +493,7 @@ def train_vae(
             init=None if init is None else str(init),
         )
         print_path(run(training_dataset(dataset, clean), output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
-                       max_pixels=max_pixels, data_workers=data_workers))
+                       max_pixels=max_pixels, data_workers=data_workers, time_limit_s=minutes_to_s(time_limit)))
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 

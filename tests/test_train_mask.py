@@ -304,6 +304,16 @@ def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
         train_mask(folder, out, dataclasses.replace(TINY, lr=0.5), resume=True)
 
 
+def test_time_limit_stops_cleanly_and_resume_finishes_the_same_run(trained, folder, tmp_path):
+    out = tmp_path / "m.safetensors"
+    stopped = train_mask(folder, out, TINY, time_limit_s=0.0)  # out of time after the first step
+    assert stopped.fit.step == 1
+    assert read_checkpoint(out)[1]["training"]["step"] == 1  # evaluated and written at the stop
+    assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == 1
+    finished = train_mask(folder, out, TINY, resume=True)
+    assert finished.fit.step == 40 and _losses(out) == _losses(trained.checkpoint)
+
+
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(folder, tmp_path, monkeypatch):
     config = dataclasses.replace(TINY, steps=10, checkpoint_every=4, eval_every=4)
     real_call = data.Batches.__call__

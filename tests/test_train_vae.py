@@ -162,3 +162,17 @@ def test_fine_tune_from_a_checkpoint_on_a_mixture_without_the_mask(folder, tmp_p
     wrong = _invoke(str(folder), "-o", str(tmp_path / "c.safetensors"), "--preset", "tiny", "--init", str(first),
                     "--arch", "simple")
     assert wrong.exit_code == 2 and "--arch translation" in wrong.output
+
+
+def test_worker_processes_train_the_same_model_as_the_thread(folder, tmp_path, monkeypatch):
+    """Online damage and real crops from two forked workers, beta from the training process: same bytes."""
+    monkeypatch.setattr("restore_cli.train.prefetch.WORKER_TIMEOUT_S", 60)  # a hung worker fails fast here
+    runs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}" / "vae.safetensors"
+        result = _invoke("--clean", str(folder / "clean"), "--real", str(folder / "real"), "-o", str(out),
+                         "--preset", "tiny", "--steps", "3", "--data-workers", str(workers), "-q")
+        assert result.exit_code == 0, result.output
+        runs[workers] = (read_checkpoint(out)[0], out.with_name("vae.steps.jsonl").read_text())
+    assert runs[0][1] == runs[2][1] and '"beta"' in runs[0][1]  # every step's losses, beta included
+    assert all(np.array_equal(runs[0][0][k], runs[2][0][k]) for k in runs[0][0])

@@ -6,9 +6,10 @@ A trainer supplies four things and calls :func:`fit`:
   an ``nnx.jit`` function compiled once because batches have fixed shapes;
 * ``make_batch(step) -> batch`` - a pure function of the step (see :mod:`restore_cli.train.data`),
   run ``LoopConfig.prefetch`` batches ahead in a thread, or in ``LoopConfig.workers`` forked
-  processes (so it must stay numpy: no JAX calls; the step itself places the batch on devices).
-  Per-step host scalars (a beta schedule) can ride in the dict as 0-d float32 arrays (traced:
-  no recompiles);
+  processes, so it must stay numpy: a forked child that calls JAX deadlocks (the step itself
+  places the batch on devices). Per-step host scalars that need JAX (an optax beta schedule)
+  come from the optional ``step_values(step) -> dict``, called in the training process and
+  merged into the batch; 0-d float32 arrays there are traced (no recompiles);
 * ``evaluate(model) -> {"val_...": float}`` - host floats; ``LoopConfig.best_metric`` names the
   one that picks the best checkpoint;
 * ``header(eval_metrics) -> dict`` - the inference checkpoint's header (kind, arch, extras).
@@ -69,6 +70,9 @@ class LoopConfig:
     best_mode: str = "max"  # "max" or "min"
     prefetch: int = 3
     workers: int = 0  # processes drawing batches (prefetch.py); 0 = one background thread
+    #: Stop cleanly (evaluate, write both checkpoints) at the first step that ends this many seconds
+    #: after the call started; ``resume=True`` later continues the same run, schedule and all.
+    time_limit_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +157,7 @@ def fit(
     evaluate: Callable[[nnx.Module], dict[str, float]] | None = None,
     resume_key: dict[str, Any] | None = None,
     resume: bool = False,
+    step_values: Callable[[int], dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train until ``config.steps``; see the module docstring for what is written where."""
     from restore_cli.report.curves import plot_curves  # matplotlib: imported only when training
@@ -195,6 +200,8 @@ def fit(
     with Prefetcher(make_batch, start, config.steps, config.prefetch, config.workers) as batches, progress:
         step = start
         for step_index, batch in batches:
+            if step_values is not None:
+                batch = {**batch, **step_values(step_index)}
             pending.append(train_step(model, optimizer, batch))
             step = step_index + 1
             if t_compiled is None:  # one host sync, once: separates compile time from step time
@@ -202,7 +209,8 @@ def fit(
                 t_compiled, step_compiled = time.perf_counter(), step
                 t_window, window_start = t_compiled, step
                 log.debug("first step (compilation included) took %.1f s", t_compiled - t0)
-            final = step == config.steps
+            out_of_time = config.time_limit_s is not None and time.perf_counter() - t0 >= config.time_limit_s
+            final = step == config.steps or out_of_time
             do_eval = evaluate is not None and (step % config.eval_every == 0 or final)
             do_ckpt = step % config.checkpoint_every == 0 or final
             if step % config.log_every == 0 or final or do_eval or do_ckpt:
@@ -231,6 +239,9 @@ def fit(
                 last_good = (paths.last, step)
             if do_eval or do_ckpt:
                 t_window = time.perf_counter()  # steps/s counts training only
+            if out_of_time and step < config.steps:
+                log.info("time limit reached at step %d of %d; --resume continues from here", step, config.steps)
+                break
     now = time.perf_counter()
     rate = (step - step_compiled) / (now - t_compiled) if t_compiled and step > step_compiled else 0.0
     return FitResult(step, best, best_step, last_eval, wall_before + now - t0, rate,

@@ -304,12 +304,13 @@ class MaskTrainResult:
 def train_mask(
     dataset: Path | None, checkpoint: Path, config: MaskTrainConfig, *,
     online: Path | None = None, resume: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
-    data_workers: int | None = None,
+    data_workers: int | None = None, time_limit_s: float | None = None,
 ) -> MaskTrainResult:
     """Train (or ``resume``) a mask U-Net; the best checkpoint (by val F1) is written at ``checkpoint``.
 
     ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
-    so the model, do not depend on it.
+    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long (see
+    :class:`LoopConfig`); ``resume=True`` continues.
     """
     started_from = None
     if config.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
@@ -338,7 +339,7 @@ def train_mask(
 
     loop = LoopConfig(steps=steps, log_every=config.log_every, eval_every=config.eval_every,
                       checkpoint_every=config.checkpoint_every, best_metric="val_f1", best_mode="max",
-                      workers=default_workers() if data_workers is None else data_workers)
+                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s)
     resume_key = {k: v for k, v in settings.items() if k not in ("log_every", "eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()

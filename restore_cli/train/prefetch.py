@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
+#: A batch takes well under a second; this long without one means a stuck worker (see the module docstring).
+WORKER_TIMEOUT_S = 600
 _worker_make_batch: Callable[[int], Any] | None = None  # set in each forked child by _init_worker
 
 
@@ -71,6 +73,7 @@ class Prefetcher:
     def __init__(self, make_batch: Callable[[int], Any], start: int, stop: int, depth: int = 3, workers: int = 0):
         self.workers = workers if workers > 0 and can_fork() else 0
         self._pool: ProcessPoolExecutor | None = None
+        self._stuck = False
         self._thread: threading.Thread | None = None
         if self.workers:
             self._steps = iter(range(start, stop))
@@ -119,7 +122,13 @@ class Prefetcher:
         if self._pool is not None:
             while self._pending:
                 step, future = self._pending.popleft()
-                batch = future.result()  # a worker's exception (or its death: BrokenProcessPool) is raised here
+                try:  # a worker's exception (or its death: BrokenProcessPool) is raised here
+                    batch = future.result(timeout=WORKER_TIMEOUT_S)
+                except TimeoutError:
+                    self._stuck = True
+                    raise RuntimeError(f"no training batch from the worker processes for {WORKER_TIMEOUT_S} s "
+                                       f"(step {step}): a make_batch that calls JAX deadlocks in a forked worker; "
+                                       "--data-workers 0 draws batches in a thread instead") from None
                 self._fill()
                 yield step, batch
             return
@@ -133,8 +142,16 @@ class Prefetcher:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            for _, future in self._pending:
+                future.cancel()
             self._pending.clear()
+            if self._stuck:  # a worker that never answers would block the shutdown below
+                for process in list(getattr(self._pool, "_processes", {}).values()):
+                    process.kill()
+            # wait=True: the running batches finish (well under a second); returning earlier leaves
+            # the executor's exit handler writing to closed pipes at interpreter exit (a traceback).
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._thread is not None:
             self._stop.set()
             self._thread.join(timeout=5)

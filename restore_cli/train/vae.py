@@ -184,12 +184,13 @@ def make_evaluator(model: nnx.Module, pairs: list[tuple[np.ndarray, np.ndarray, 
 def train_vae(
     dataset: Path | None, checkpoint: Path, cfg: VAETrainConfig, *, clean: Path | None = None,
     real: Path | None = None, val: Path | None = None, resume: bool = False, seed: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS, data_workers: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS, data_workers: int | None = None, time_limit_s: float | None = None,
 ) -> Path:
     """Train (or ``resume``) a model of the VAE family; the best checkpoint ends up at ``checkpoint``.
 
     ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
-    so the model, do not depend on it.
+    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long (see
+    :class:`LoopConfig`); ``resume=True`` continues.
     """
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
@@ -203,14 +204,16 @@ def train_vae(
     if real_crops is None:
         log.info("no --real photos: domain Z is not trained (no Y/Z latent alignment)")
 
-    def make_batch(step: int) -> dict[str, Any]:
+    def make_batch(step: int) -> dict[str, Any]:  # numpy only: it may run in a forked worker (prefetch.py)
         batch: dict[str, Any] = batches(step)
         if not cfg.mask_input:
             batch["mask"] = np.zeros_like(batch["mask"])
         if real_crops is not None:
             batch["real"] = real_crops(step)
-        batch.update(beta=np.float32(beta(step / spe)), phase=int(step >= e2e_start), epoch=step // spe, step=step)
         return batch
+
+    def step_values(step: int) -> dict[str, Any]:  # in the training process: the schedules are optax (JAX)
+        return {"beta": np.float32(beta(step / spe)), "phase": int(step >= e2e_start), "epoch": step // spe, "step": step}
 
     if val is not None:
         pairs = [(y, x, None) for y, x in val_folder_pairs(val, cfg.val_sigma, seed, max_pixels)]
@@ -255,12 +258,12 @@ def train_vae(
 
     loop = LoopConfig(steps=steps, log_every=log_every, eval_every=cfg.eval_every,
                       checkpoint_every=cfg.checkpoint_every, best_metric="val_psnr", best_mode="max",
-                      workers=default_workers() if data_workers is None else data_workers)
+                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s)
     resume_key = {k: v for k, v in settings.items() if k not in ("eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
     result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), header=header,
-                 evaluate=evaluate, resume_key=resume_key, resume=resume)
+                 evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
     step_fn.flush()
     log.info("done: step %d, best val PSNR %s dB at step %s; %.2f steps/s after %.1f s compile; %.0f s in all",
              result.step, f"{result.best:.2f}" if result.best is not None else "n/a", result.best_step,

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# One lent GPU session: fine-tune the shipped mask detector and restoration model on the GPU,
+# side by side, within a time budget, and leave the results in $OUT for the caller to bring back.
+#
+# Why a script: a lent machine gives 15 minutes of device time in all (start-up included) and at
+# most 10 minutes per command, starts bare and cannot download anything. So everything it needs
+# travels with the working tree, and the whole job is one command that cannot overrun.
+#
+#   here:        make gpu-kit          # .gpu/ (git-ignored): the datasets and the pinned flax/optax wheels
+#   device tool: run  command="bash scripts/gpu_session.sh"  carry=[".gpu"]  timeout_s=590
+#   here again:  cp <files_at>/*.safetensors checkpoints/  &&  make bench
+#
+# The machine's own Python (3.12) has JAX with CUDA, numpy, scikit-image, typer, rich, ...;
+# flax and optax are installed from the carried wheels so the NNX API is the pinned one.
+# Each trainer first runs CALIBRATE steps to measure its steps/s on this card, then trains the
+# number of steps that should fit what is left of BUDGET_S (the cosine schedule spans exactly
+# those), with --time-limit as the clean stop if the estimate was optimistic.
+# Both share the GPU (half its memory each) and the CPU cores (batch workers, --data-workers).
+#
+# Environment: OUT (required, where results go), BUDGET_S (seconds for both trainers, default
+# 400), DATA (default .gpu/datasets), PYTHON (default python3), CALIBRATE (default 40 steps),
+# INIT_DIR (default checkpoints: the models to fine-tune), MASK_ARGS / VAE_ARGS (extra flags).
+set -uo pipefail
+: "${OUT:?set OUT to the folder the results go to}"
+data=${DATA:-.gpu/datasets}
+py=${PYTHON:-python3}
+budget=${BUDGET_S:-400}
+calibrate=${CALIBRATE:-40}
+init=${INIT_DIR:-checkpoints}
+work=$(mktemp -d)
+log="$OUT/log.txt"
+mkdir -p "$OUT"
+exec > >(tee -a "$log") 2>&1
+
+if [ -d .gpu/whl ] && ls .gpu/whl/*.whl >/dev/null 2>&1; then
+  $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$work/site" .gpu/whl/*.whl || exit 1
+  export PYTHONPATH="$work/site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+for need in train400 set12 old_photos; do
+  [ -d "$data/$need" ] || { echo "gpu_session: $data/$need not found (run make gpu-kit first)"; exit 1; }
+done
+restore() { $py -c 'from restore_cli.cli import main; main()' "$@"; }
+$py - <<'EOF' || exit 1
+import jax, flax, optax
+print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())
+EOF
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+cores=$(nproc)
+workers=$(( cores / 2 - 1 )); [ "$workers" -ge 1 ] || workers=1
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.45  # two trainers on one card
+start=$(date +%s)
+
+# steps_for NAME: steps/s of the calibration run (its metrics JSONL) x the seconds left, less a margin
+steps_for() {
+  $py - "$1" "$2" <<'EOF'
+import json, sys
+rows = [json.loads(x) for x in open(sys.argv[1]) if x.strip()]
+rates = [r["steps_per_s"] for r in rows if r.get("steps_per_s")]
+seconds = float(sys.argv[2])
+print(max(50, int(max(rates[1:] or rates) * seconds * 0.7)) if rates else 50)  # 0.7: evaluation, compile, checkpoints
+EOF
+}
+
+mask() {  # the detector: more steps of the same online mixture, bigger batches than a CPU allows
+  local args=(--online "$data/train400" --init "$init/mask_unet.safetensors" --batch 32 --crop 160 --lr 3e-4
+              --data-workers "$workers" --seed 0 ${MASK_ARGS:-})
+  restore train-mask "${args[@]}" -o "$work/cal_mask/mask_unet.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
+  local left=$(( budget - ($(date +%s) - start) ))
+  local steps; steps=$(steps_for "$work/cal_mask/mask_unet.metrics.jsonl" "$left")
+  echo "mask: $steps steps in about $left s"
+  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' train-mask "${args[@]}" \
+    --time-limit "$(awk "BEGIN {print $left / 60}")" \
+    -o "$work/mask/mask_unet.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
+}
+
+vae() {  # the restoration model: the third stage's recipe with batches a GPU can take
+  local args=(--clean "$data/train400" --real "$data/old_photos" --val "$data/set12" --init "$init/vae.safetensors"
+              --crop 128 --batch 16 --lr 1e-4 --data-workers "$workers" --seed 3 ${VAE_ARGS:-})
+  restore train-vae "${args[@]}" -o "$work/cal_vae/vae.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
+  local left=$(( budget - ($(date +%s) - start) ))
+  local steps; steps=$(steps_for "$work/cal_vae/vae.metrics.jsonl" "$left")
+  echo "vae: $steps steps in about $left s"
+  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' train-vae "${args[@]}" \
+    --time-limit "$(awk "BEGIN {print $left / 60}")" \
+    -o "$work/vae/vae.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
+}
+
+mask > "$work/mask.log" 2>&1 & mask_pid=$!
+vae > "$work/vae.log" 2>&1 & vae_pid=$!
+wait $mask_pid; mask_rc=$?
+wait $vae_pid; vae_rc=$?
+tail -n 20 "$work/mask.log" "$work/vae.log"
+for f in mask/mask_unet.safetensors mask/mask_unet.metrics.jsonl vae/vae.safetensors vae/vae.metrics.jsonl; do
+  [ -f "$work/$f" ] && cp "$work/$f" "$OUT/"
+done
+echo "gpu_session: mask rc $mask_rc, vae rc $vae_rc, $(( $(date +%s) - start )) s; results in $OUT"
+[ $mask_rc -eq 0 ] && [ $vae_rc -eq 0 ]
