@@ -4,7 +4,8 @@
 # Every run is resumable: interrupt it at will and rerun `make cr6` to continue from its last
 # state, written every 20 steps. `make bench` scores whatever is there on Set12 sigma 25, with
 # the number of steps trained so far. On a 2-core CPU one step takes tens of seconds
-# (README); on a GPU the whole set takes minutes. ARCHS="simple unet" picks a subset.
+# (README); on a GPU the whole set takes minutes. ARCHS="simple unet" picks a subset; TIME_LIMIT=MIN
+# stops each run cleanly after that many minutes (rerun to continue).
 set -euo pipefail
 data=${1:-../shared/datasets}
 archs=${ARCHS:-simple unet resblock}
@@ -18,6 +19,6 @@ for arch in $archs; do
   [ -f "checkpoints/cr6/$arch/vae.last.safetensors" ] && resume=(--resume)  # continue an interrupted run
   start=$(date +%s)
   $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-    --arch "$arch" --preset cr6 --seed 0 --checkpoint-every 20 "${resume[@]}" -o "checkpoints/cr6/$arch/vae.safetensors"
+    --arch "$arch" --preset cr6 --seed 0 --checkpoint-every 20 "${resume[@]}" ${TIME_LIMIT:+--time-limit "$TIME_LIMIT"} -o "checkpoints/cr6/$arch/vae.safetensors"
   echo "cr6: $arch took $(( $(date +%s) - start )) s this time" >&2
 done

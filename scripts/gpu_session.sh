@@ -63,28 +63,28 @@ print(max(50, int(max(rates[1:] or rates) * seconds * 0.7)) if rates else 50)  #
 EOF
 }
 
-mask() {  # the detector: more steps of the same online mixture, bigger batches than a CPU allows
-  local args=(--online "$data/train400" --init "$init/mask_unet.safetensors" --batch 32 --crop 160 --lr 3e-4
-              --data-workers "$workers" --seed 0 ${MASK_ARGS:-})
-  restore train-mask "${args[@]}" -o "$work/cal_mask/mask_unet.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
+# fine_tune NAME COMMAND ARGS...: calibrate, then train into $work/NAME/NAME.safetensors within the budget
+fine_tune() {
+  local name=$1 command=$2; shift 2
+  restore "$command" "$@" -o "$work/cal_$name/$name.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
   local left=$(( budget - ($(date +%s) - start) ))
-  local steps; steps=$(steps_for "$work/cal_mask/mask_unet.metrics.jsonl" "$left")
-  echo "mask: $steps steps in about $left s"
-  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' train-mask "${args[@]}" \
+  local steps; steps=$(steps_for "$work/cal_$name/$name.metrics.jsonl" "$left")
+  echo "$name: $steps steps in about $left s"
+  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' "$command" "$@" \
     --time-limit "$(awk "BEGIN {print $left / 60}")" \
-    -o "$work/mask/mask_unet.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
+    -o "$work/$name/$name.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
 }
 
-vae() {  # the restoration model: the third stage's recipe with batches a GPU can take
-  local args=(--clean "$data/train400" --real "$data/old_photos" --val "$data/set12" --init "$init/vae.safetensors"
-              --crop 128 --batch 16 --lr 1e-4 --data-workers "$workers" --seed 3 ${VAE_ARGS:-})
-  restore train-vae "${args[@]}" -o "$work/cal_vae/vae.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
-  local left=$(( budget - ($(date +%s) - start) ))
-  local steps; steps=$(steps_for "$work/cal_vae/vae.metrics.jsonl" "$left")
-  echo "vae: $steps steps in about $left s"
-  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' train-vae "${args[@]}" \
-    --time-limit "$(awk "BEGIN {print $left / 60}")" \
-    -o "$work/vae/vae.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
+# The detector: more steps of the same online mixture, with bigger batches than a CPU allows.
+mask() {
+  fine_tune mask_unet train-mask --online "$data/train400" --init "$init/mask_unet.safetensors" --batch 32 --crop 160 \
+    --lr 3e-4 --data-workers "$workers" --seed 0 ${MASK_ARGS:-}
+}
+
+# The restoration model: the third stage's recipe, with batches a GPU can take.
+vae() {
+  fine_tune vae train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
+    --init "$init/vae.safetensors" --crop 128 --batch 16 --lr 1e-4 --data-workers "$workers" --seed 3 ${VAE_ARGS:-}
 }
 
 mask > "$work/mask.log" 2>&1 & mask_pid=$!
@@ -92,7 +92,7 @@ vae > "$work/vae.log" 2>&1 & vae_pid=$!
 wait $mask_pid; mask_rc=$?
 wait $vae_pid; vae_rc=$?
 tail -n 20 "$work/mask.log" "$work/vae.log"
-for f in mask/mask_unet.safetensors mask/mask_unet.metrics.jsonl vae/vae.safetensors vae/vae.metrics.jsonl; do
+for f in mask_unet/mask_unet.safetensors mask_unet/mask_unet.metrics.jsonl vae/vae.safetensors vae/vae.metrics.jsonl; do
   [ -f "$work/$f" ] && cp "$work/$f" "$OUT/"
 done
 echo "gpu_session: mask rc $mask_rc, vae rc $vae_rc, $(( $(date +%s) - start )) s; results in $OUT"
