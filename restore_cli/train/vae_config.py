@@ -115,8 +115,9 @@ def cr6(arch: str) -> VAETrainConfig:
     activations are 2x larger), 30 epochs, every 3 epochs. Adam at a constant 1e-6, MSE
     reconstruction, 256x256 inputs, no cross-domain term: a faithful reproduction, not a restorer.
     Command: ``restore train-vae --clean train400 --real old_photos --arch simple --preset cr6 -o cr6.safetensors``.
-    Result (``make cr6``, 2-core CPU, ``simple`` after 100 of 120 steps, ~28 s per step): Set12
-    sigma 25 13.37 dB / SSIM 0.38 (the original reported 11.77 dB / SSIM 0.30); unet, resblock: not yet run.
+    Results (``make cr6``, 2-core CPU, Set12 sigma 25; the original reported 11.77 dB / SSIM 0.30):
+    ``simple`` 13.37 dB / SSIM 0.38 after all 120 steps (1.4 h, ~28 s per step); ``unet`` 13.36 /
+    0.28 after all 120 (1.6 h, ~45 s per step); ``resblock``: 690 steps, a GPU job (see the README).
     """
     if arch not in ARCHS:
         raise UsageError(f"--preset cr6 reproduces the original family: use --arch {'|'.join(ARCHS)}")
