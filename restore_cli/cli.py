@@ -60,7 +60,7 @@ TrainDataset = Annotated[
 Resume = Annotated[bool, typer.Option(help="Continue exactly from OUTPUT's .last.safetensors.")]
 DataWorkers = Annotated[
     Optional[int],
-    typer.Option(min=0, help="Processes drawing training batches; 0 = one thread (default: 0 on a CPU, up to 8 "
+    typer.Option(min=0, help="Processes drawing training batches (Linux); 0 = one thread (default: 0 on a CPU, up to 8 "
                              "spare cores on a GPU). The batches do not depend on it.", show_default=False),
 ]
 CheckpointEvery = Annotated[

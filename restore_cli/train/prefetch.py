@@ -14,7 +14,7 @@ Two producers, the same batches (a batch is a pure function of its step):
   accelerator waiting most of the time. The children are forked, so ``make_batch`` may be a
   closure (nothing is pickled but step numbers and the finished arrays), and they only ever
   run ``make_batch``: numpy code, never JAX, which is what keeps forking a JAX process safe.
-  Forking needs Linux-style ``fork``; elsewhere the thread is used.
+  Workers need Linux (``fork`` with threads is unsafe on macOS); elsewhere the thread is used.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,7 +48,8 @@ def _worker_batch(step: int) -> Any:
 
 
 def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and os.name == "posix"
+    """Linux only: macOS lists ``fork`` too, but its system libraries are not safe to fork with threads."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def default_workers() -> int:
