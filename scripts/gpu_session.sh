@@ -41,7 +41,7 @@ fi
 for need in train400 set12 old_photos; do
   [ -d "$data/$need" ] || { echo "gpu_session: $data/$need not found (run make gpu-kit first)"; exit 1; }
 done
-restore() { $py -c 'from restore_cli.cli import main; main()' "$@"; }
+cli=("$py" -c 'from restore_cli.cli import main; main()')  # the `restore` command, without installing it
 $py - <<'EOF' || exit 1
 import jax, flax, optax
 print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())
@@ -66,11 +66,11 @@ EOF
 # fine_tune NAME COMMAND ARGS...: calibrate, then train into $work/NAME/NAME.safetensors within the budget
 fine_tune() {
   local name=$1 command=$2; shift 2
-  restore "$command" "$@" -o "$work/cal_$name/$name.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
+  "${cli[@]}" "$command" "$@" -o "$work/cal_$name/$name.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
   local left=$(( budget - ($(date +%s) - start) ))
   local steps; steps=$(steps_for "$work/cal_$name/$name.metrics.jsonl" "$left")
   echo "$name: $steps steps in about $left s"
-  timeout $(( left + 120 )) $py -c 'from restore_cli.cli import main; main()' "$command" "$@" \
+  timeout $(( left + 120 )) "${cli[@]}" "$command" "$@" \
     --time-limit "$(awk "BEGIN {print $left / 60}")" \
     -o "$work/$name/$name.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
 }
