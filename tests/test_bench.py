@@ -127,6 +127,12 @@ def test_time_to_quality_reads_the_first_crossing(tmp_path: Path) -> None:
     metrics.write_text("\n".join(json.dumps(r) for r in rows[:3]).replace("0.81", "0.42"))
     assert time_to_quality(metrics, "mask-unet") == "val_f1 0.8 not reached (best 0.42)"
     assert time_to_quality(metrics, "vae") is None and time_to_quality(tmp_path / "none.jsonl", "vae") is None
+    metrics.write_text("\n".join(json.dumps(r) for r in rows))
+    first = {"step": 1000, "wall_s": 600.0, "metrics": {"val_f1": 0.5}}
+    assert time_to_quality(metrics, "mask-unet", [first, {"step": 200}]) == "val_f1 0.8 at step 1100, 12.0 min"
+    crossed = {"step": 1000, "wall_s": 600.0, "metrics": {"val_f1": 0.85}}  # only an earlier stage's end is known
+    assert time_to_quality(metrics, "mask-unet", [first, crossed, {"step": 200}]) == (
+        "val_f1 0.8 by the end of stage 2 of 3 (step 2000, 20.0 min; its curve is not kept)")
 
 
 def test_fine_tuned_checkpoints_report_every_stage() -> None:

@@ -202,19 +202,33 @@ def _stages(training: dict) -> list[dict]:
 
 def _stages_note(stages: list[dict]) -> str:
     parts = [f"{s.get('step')} steps, {(s.get('wall_s') or 0) / 60:.0f} min" for s in stages]
-    return (f"{len(stages)} stages ({'; '.join(parts)}): steps and wall are totals, samples/s and "
-            "time to quality are the last stage's")
+    return (f"{len(stages)} stages ({'; '.join(parts)}): steps and wall are totals, samples/s the last stage's")
 
 
 #: The quality bar whose first crossing the training table reports, per checkpoint kind (issues #4, #5).
 QUALITY_BARS = {"mask-unet": ("val_f1", 0.8), "vae": ("val_psnr", 29.0)}
 
 
-def time_to_quality(metrics_jsonl: Path, kind: str | None) -> str | None:
-    """'step S, M min' for the first validation row at or above the kind's bar, or 'not reached (best B)'."""
-    if kind not in QUALITY_BARS or not metrics_jsonl.is_file():
+def time_to_quality(metrics_jsonl: Path, kind: str | None, stages: list[dict] | None = None) -> str | None:
+    """'step S, M min' for the first validation row at or above the kind's bar, or 'not reached (best B)'.
+
+    ``stages`` (first stage first, from :func:`_stages`) makes the answer count the whole run.
+    Only the last stage's curve (``metrics_jsonl``) is kept, so when an earlier stage already
+    ended above the bar the answer is an upper bound: the end of the first such stage.
+    """
+    if kind not in QUALITY_BARS:
         return None
     key, bar = QUALITY_BARS[kind]
+    earlier = (stages or [{}])[:-1]
+    steps_before = wall_before = 0.0
+    for number, stage in enumerate(earlier, start=1):
+        steps_before += stage.get("step") or 0
+        wall_before += stage.get("wall_s") or 0.0
+        if ((stage.get("metrics") or {}).get(key) or float("-inf")) >= bar:
+            return (f"{key} {bar:g} by the end of stage {number} of {len(earlier) + 1} (step {steps_before:.0f}, "
+                    f"{wall_before / 60:.1f} min; its curve is not kept)")
+    if not metrics_jsonl.is_file():
+        return None
     rows = [json.loads(line) for line in metrics_jsonl.read_text().splitlines() if line.strip()]
     walls = {r["step"]: r["wall_s"] for r in rows if "wall_s" in r}
     scores = [(r["step"], r[key]) for r in rows if key in r]
@@ -223,7 +237,8 @@ def time_to_quality(metrics_jsonl: Path, kind: str | None) -> str | None:
     for step, value in scores:
         if value >= bar:
             wall = walls.get(step) or next((w for s, w in sorted(walls.items()) if s >= step), None)
-            return f"{key} {bar:g} at step {step}" + (f", {wall / 60:.1f} min" if wall else "")
+            return (f"{key} {bar:g} at step {step + steps_before:.0f}"
+                    + (f", {(wall + wall_before) / 60:.1f} min" if wall else ""))
     return f"{key} {bar:g} not reached (best {max(v for _, v in scores):.4g})"
 
 
@@ -259,7 +274,7 @@ def training(ctx: Context) -> Table:
         table.add(checkpoint=path.name, kind=header.get("kind"), steps=steps, batch=batch,
                   wall_min=wall / 60 if wall else None, samples_per_s=samples_per_s,
                   Mpx_per_s=samples_per_s * crop**2 / 1e6 if samples_per_s and crop else None,
-                  time_to_quality=time_to_quality(path.with_name(path.stem + ".metrics.jsonl"), header.get("kind")),
+                  time_to_quality=time_to_quality(path.with_name(path.stem + ".metrics.jsonl"), header.get("kind"), stages),
                   trained_on=machine.get("processor") or machine.get("platform"), metrics=shown or None,
                   note=_stages_note(stages) if len(stages) > 1 else None)
     table.notes.append("samples/s = steps x batch / wall time (wall includes evaluation and compilation); Mpx/s = "
