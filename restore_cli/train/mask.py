@@ -35,7 +35,9 @@ with nothing inpainted, so 0.95 stands. Binned by the scan's estimated noise the
 between 0.8 and 0.98 with no trend (defect samples always want 0.8-0.9, defect-free ones no
 inpainting at all), so a noise-dependent threshold would gain nothing; and flagging only where
 the detector passes on both the output and the scan (``--rule min``) pooled at 25.60 against
-25.61 dB (measured with the second-stage restoration model): not used.
+25.61 dB (measured with the second-stage restoration model): not used. (All of this paragraph
+was measured with the third-stage detector; the fourth stage's own validation picked 0.97 and the
+sweep has not been rerun for it.)
 """
 
 from __future__ import annotations
