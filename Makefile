@@ -50,13 +50,14 @@ cr6: $(BIN)/restore
 	@bash scripts/cr6.sh $(DATA)
 
 # What scripts/gpu_session.sh needs on a bare GPU machine that cannot download: the datasets and
-# the pinned flax/optax (pure-Python wheels; the machine brings its own CUDA JAX). Git-ignored.
+# the pinned flax/optax/pypng (pure-Python wheels; the machine brings its own CUDA JAX and the rest).
+# Git-ignored.
 gpu-kit: $(BIN)/restore
 	@for need in train400 set12 old_photos; do [ -d "$(DATA)/$$need" ] || { echo "gpu-kit: $(DATA)/$$need not found (set DATA=...)" >&2; exit 1; }; done
 	rm -rf .gpu && mkdir -p .gpu/datasets .gpu/whl
 	cp -r $(DATA)/train400 $(DATA)/set12 $(DATA)/old_photos .gpu/datasets/
 	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-	  --platform manylinux2014_x86_64 -d .gpu/whl $$(grep -oE '"(flax|optax)==[^"]+"' pyproject.toml | tr -d '"')
+	  --platform manylinux2014_x86_64 -d .gpu/whl $$(grep -oE '"(flax|optax|pypng)==[^"]+"' pyproject.toml | tr -d '"')
 	@du -sh .gpu
 
 clean:

@@ -71,6 +71,11 @@ TimeLimit = Annotated[
     typer.Option(min=0.0, help="Stop cleanly after this many minutes (validate, write the best and resumable "
                                "checkpoints); --resume continues the same run.", show_default=False),
 ]
+StopAt = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Stop cleanly at this step of the --steps schedule, as --time-limit does but "
+                             "reproducibly; --resume continues the same run.", show_default=False),
+]
 __all__ = ["app", "main", "DEFAULT_MAX_PIXELS", "Verbose", "Quiet", "Seed", "MaxPixels", "Workers"]
 
 
@@ -287,6 +292,10 @@ def train_mask(
         Optional[Path], typer.Option(help="Train on clean images here, degraded afresh for every batch (no DATASET).")
     ] = None,
     preset: Annotated[str, typer.Option(help="Training preset: tiny (smoke test) or default.")] = "default",
+    widths: Annotated[
+        Optional[str], typer.Option(help="U-Net channels per level, finest first, e.g. 32,64,128,192,256 (default: "
+                                         "the preset's 16,32,64,96,128); not with --init.", show_default=False)
+    ] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the training images (with --steps: whichever ends first).")] = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps in total (default: the preset's).")] = None,
     batch: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (default: the preset's, 16).")] = None,
@@ -302,6 +311,7 @@ def train_mask(
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
     time_limit: TimeLimit = None,
+    stop_at: StopAt = None,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -321,7 +331,7 @@ def train_mask(
     import dataclasses
 
     def call() -> None:
-        from restore_cli.train.mask import MASK_PRESETS, MaskTrainConfig, train_mask as run
+        from restore_cli.train.mask import MASK_PRESETS, MaskTrainConfig, train_mask as run, with_widths
 
         if preset not in MASK_PRESETS:
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
@@ -333,9 +343,13 @@ def train_mask(
             changes["steps"] = None  # --epochs alone decides the length
         if checkpoint_every is not None:
             changes["eval_every"] = checkpoint_every
+        if widths is not None:
+            if init is not None:
+                raise UsageError("--widths: a fine-tune keeps the --init checkpoint's architecture; leave one out")
+            changes["arch"] = with_widths(MASK_PRESETS[preset].arch, widths)
         config: MaskTrainConfig = dataclasses.replace(MASK_PRESETS[preset], seed=seed, **changes)
         print_path(run(training_dataset(dataset, online), output, config, online=online, resume=resume, max_pixels=max_pixels,
-                       data_workers=data_workers, time_limit_s=minutes_to_s(time_limit)).checkpoint)
+                       data_workers=data_workers, time_limit_s=minutes_to_s(time_limit), stop_at=stop_at).checkpoint)
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 
@@ -459,6 +473,7 @@ def train_vae(
     resume: Resume = False,
     data_workers: DataWorkers = None,
     time_limit: TimeLimit = None,
+    stop_at: StopAt = None,
     seed: Seed = 0,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
@@ -493,7 +508,7 @@ def train_vae(
             init=None if init is None else str(init),
         )
         print_path(run(training_dataset(dataset, clean), output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
-                       max_pixels=max_pixels, data_workers=data_workers, time_limit_s=minutes_to_s(time_limit)))
+                       max_pixels=max_pixels, data_workers=data_workers, time_limit_s=minutes_to_s(time_limit), stop_at=stop_at))
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 

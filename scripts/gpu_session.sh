@@ -11,7 +11,8 @@
 #   here again:  cp <files_at>/*.safetensors checkpoints/  &&  make bench
 #
 # The machine's own Python (3.12) has JAX with CUDA, numpy, scikit-image, typer, rich, ...;
-# flax and optax are installed from the carried wheels so the NNX API is the pinned one.
+# flax, optax and pypng are installed from the carried wheels so the NNX API is the pinned one
+# (falling back to the machine's own flax/optax if the pinned ones do not import with its JAX).
 # Each trainer first runs CALIBRATE steps to measure its steps/s on this card, then trains the
 # number of steps that should fit what is left of BUDGET_S (the cosine schedule spans exactly
 # those), with --time-limit as the clean stop if the estimate was optimistic.
@@ -19,7 +20,9 @@
 #
 # Environment: OUT (required, where results go), BUDGET_S (seconds for both trainers, default
 # 400), DATA (default .gpu/datasets), PYTHON (default python3), CALIBRATE (default 40 steps),
-# INIT_DIR (default checkpoints: the models to fine-tune), MASK_ARGS / VAE_ARGS (extra flags).
+# INIT_DIR (default checkpoints: the models to fine-tune), MASK_ARGS / VAE_ARGS (extra flags; a
+# repeated flag's last value wins), MASK_FROM_SCRATCH=1 (train a new detector instead, e.g. with
+# MASK_ARGS="--widths 32,64,128,192,256 --lr 2e-3": is capacity what limits its F1?).
 set -uo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
 data=${DATA:-.gpu/datasets}
@@ -42,10 +45,19 @@ for need in train400 set12 old_photos; do
   [ -d "$data/$need" ] || { echo "gpu_session: $data/$need not found (run make gpu-kit first)"; exit 1; }
 done
 cli=("$py" -c 'from restore_cli.cli import main; main()')  # the `restore` command, without installing it
-$py - <<'EOF' || exit 1
-import jax, flax, optax
+versions() {
+  $py - <<'EOF'
+import jax, flax, optax, png
+import restore_cli.models.unet  # noqa: F401  (the NNX API the project is written for)
 print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "devices", jax.devices())
 EOF
+}
+# The pinned flax/optax may not import with the machine's JAX: then fall back to the machine's own.
+if ! versions && [ -d "$work/site" ]; then
+  echo "gpu_session: the pinned flax/optax do not import here; using the machine's own"
+  rm -rf "$work/site"/flax* "$work/site"/optax*
+  versions || exit 1
+fi
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 cores=$(nproc)
 workers=$(( cores / 2 - 1 )); [ "$workers" -ge 1 ] || workers=1
@@ -68,6 +80,7 @@ fine_tune() {
   local name=$1 command=$2; shift 2
   "${cli[@]}" "$command" "$@" -o "$work/cal_$name/$name.safetensors" --steps "$calibrate" --checkpoint-every "$calibrate" -q >/dev/null || return 1
   local left=$(( budget - ($(date +%s) - start) ))
+  [ "$left" -ge 30 ] || left=30  # a calibration slower than the budget still trains a little
   local steps; steps=$(steps_for "$work/cal_$name/$name.metrics.jsonl" "$left")
   echo "$name: $steps steps in about $left s"
   timeout $(( left + 120 )) "${cli[@]}" "$command" "$@" \
@@ -77,7 +90,9 @@ fine_tune() {
 
 # The detector: more steps of the same online mixture, with bigger batches than a CPU allows.
 mask() {
-  fine_tune mask_unet train-mask --online "$data/train400" --init "$init/mask_unet.safetensors" --batch 32 --crop 160 \
+  local from=(--init "$init/mask_unet.safetensors")
+  [ "${MASK_FROM_SCRATCH:-0}" = 1 ] && from=()
+  fine_tune mask_unet train-mask --online "$data/train400" "${from[@]}" --batch 32 --crop 160 \
     --lr 3e-4 --data-workers "$workers" --seed 0 ${MASK_ARGS:-}
 }
 
@@ -92,7 +107,7 @@ vae > "$work/vae.log" 2>&1 & vae_pid=$!
 wait $mask_pid; mask_rc=$?
 wait $vae_pid; vae_rc=$?
 tail -n 20 "$work/mask.log" "$work/vae.log"
-for f in mask_unet/mask_unet.safetensors mask_unet/mask_unet.metrics.jsonl vae/vae.safetensors vae/vae.metrics.jsonl; do
+for f in mask_unet/mask_unet.{safetensors,metrics.jsonl,curves.png} vae/vae.{safetensors,metrics.jsonl,curves.png}; do
   [ -f "$work/$f" ] && cp "$work/$f" "$OUT/"
 done
 echo "gpu_session: mask rc $mask_rc, vae rc $vae_rc, $(( $(date +%s) - start )) s; results in $OUT"

@@ -143,3 +143,19 @@ def test_fine_tuned_checkpoints_report_every_stage() -> None:
     assert [s["step"] for s in stages] == [2500, 1000]  # first stage first
     assert _stages_note(stages).startswith("2 stages (2500 steps, 123 min; 1000 steps, 30 min)")
     assert _stages({"step": 5, "wall_s": 1.0}) == [{"step": 5, "wall_s": 1.0}]
+
+
+def test_training_table_names_each_device_a_model_was_trained_on() -> None:
+    from bench.sections.speed import _stages, _stages_note, _trained_on
+
+    cpu = {"processor": "x86_64", "jax_devices": "cpu:0"}
+    gpu_old = {"processor": "x86_64", "jax_devices": "cuda:0"}  # a header written before device_kind was recorded
+    gpu = {"processor": "x86_64", "jax_devices": "cuda:0", "device_kind": "NVIDIA H200"}
+    training = {"step": 50, "wall_s": 60.0, "machine": gpu,
+                "init": {"step": 900, "wall_s": 120.0, "machine": gpu_old,
+                         "init": {"step": 3000, "wall_s": 2400.0, "machine": cpu}}}
+    stages = _stages(training)
+    assert _trained_on(stages) == "x86_64 CPU + GPU (cuda:0) + NVIDIA H200"
+    assert _stages_note(stages).startswith("3 stages (3000 steps, 40 min on x86_64 CPU; 900 steps, 2 min on GPU (cuda:0); ")
+    assert _trained_on(stages[:1]) == "x86_64 CPU"
+    assert " on " not in _stages_note([stages[0], stages[0]])  # one device: not repeated per stage

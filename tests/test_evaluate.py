@@ -277,3 +277,14 @@ def test_script_json_cannot_close_the_script() -> None:
     text = report_html.script_json({"name": "</script><!--&"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"name": "</script><!--&"}
+
+
+def test_training_curves_keep_psnr_apart_from_fractions(tmp_path: Path) -> None:
+    from restore_cli.report.curves import plot_curves
+
+    rows = [{"step": s, "loss": 1.0 / s} for s in (1, 2, 3)] + [{"step": 3, "val_psnr": 29.5, "val_ssim": 0.84}]
+    widths = {}
+    for name, kept in (("both", rows), ("ssim", [r for r in rows if "val_psnr" not in r] + [{"step": 3, "val_ssim": 0.8}])):
+        plot_curves(kept, tmp_path / f"{name}.png")
+        widths[name] = io.read_image(tmp_path / f"{name}.png").pixels.shape[1]
+    assert widths["both"] > widths["ssim"]  # a third panel for the dB-scale metric, none without one

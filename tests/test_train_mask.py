@@ -304,12 +304,14 @@ def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
         train_mask(folder, out, dataclasses.replace(TINY, lr=0.5), resume=True)
 
 
-def test_time_limit_stops_cleanly_and_resume_finishes_the_same_run(trained, folder, tmp_path):
+@pytest.mark.parametrize("stop, at", [({"time_limit_s": 0.0}, 1),  # out of time after the first step
+                                      ({"stop_at": 13}, 13)])  # --stop-at: the same, at a chosen step
+def test_a_stopped_run_stops_cleanly_and_resume_finishes_the_same_run(trained, folder, tmp_path, stop, at):
     out = tmp_path / "m.safetensors"
-    stopped = train_mask(folder, out, TINY, time_limit_s=0.0)  # out of time after the first step
-    assert stopped.fit.step == 1
-    assert read_checkpoint(out)[1]["training"]["step"] == 1  # evaluated and written at the stop
-    assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == 1
+    stopped = train_mask(folder, out, TINY, **stop)
+    assert stopped.fit.step == at
+    assert read_checkpoint(out)[1]["training"]["step"] == at  # evaluated and written at the stop
+    assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == at
     finished = train_mask(folder, out, TINY, resume=True)
     assert finished.fit.step == 40 and _losses(out) == _losses(trained.checkpoint)
 
@@ -338,11 +340,20 @@ def test_cli_prints_only_the_checkpoint_path(folder, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "restore_cli.cli", "train-mask", str(folder), "-o", str(out), "--preset", "tiny",
-         "--steps", "3", "--crop", "16"], capture_output=True, text=True, env=env, timeout=120,
+         "--steps", "3", "--stop-at", "2", "--crop", "16", "--widths", "4,8,16"],
+        capture_output=True, text=True, env=env, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{out}\n"
     assert out.is_file() and out.with_name("cli.last.safetensors").is_file()
+    header = read_checkpoint(out)[1]
+    assert header["arch"]["widths"] == [4, 8, 16] and header["training"]["step"] == 2
+    for widths, reason in (("4,x", "expected comma-separated channel counts"), ("4,0", "widths must be positive")):
+        bad = subprocess.run(
+            [sys.executable, "-m", "restore_cli.cli", "train-mask", str(folder), "-o", str(out), "--widths", widths],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert bad.returncode == 2 and bad.stdout == "" and reason in bad.stderr and "Traceback" not in bad.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "restore_cli.cli", "train-mask", str(folder), "-o", str(out), "--loss", "l2"],
         capture_output=True, text=True, env=env, timeout=60,

@@ -200,8 +200,27 @@ def _stages(training: dict) -> list[dict]:
     return chain[::-1]
 
 
+def _device(machine: dict | None) -> str:
+    """What trained a stage: the accelerator's name where the header has it, else its JAX device ('cuda:0')."""
+    machine = machine or {}
+    kind = machine.get("device_kind")
+    if kind and kind != "cpu":
+        return kind
+    devices = machine.get("jax_devices") or ""
+    if devices and not devices.startswith("cpu"):
+        return f"GPU ({devices})" if devices.startswith("cuda") else devices
+    return f"{machine.get('processor') or machine.get('platform') or '?'} CPU"
+
+
+def _trained_on(stages: list[dict]) -> str:
+    """Every device the stages ran on, in order, each once: 'x86_64 CPU + GPU (cuda:0)'."""
+    return " + ".join(dict.fromkeys(_device(s.get("machine")) for s in stages))
+
+
 def _stages_note(stages: list[dict]) -> str:
-    parts = [f"{s.get('step')} steps, {(s.get('wall_s') or 0) / 60:.0f} min" for s in stages]
+    several = len({_device(s.get("machine")) for s in stages}) > 1
+    parts = [f"{s.get('step')} steps, {(s.get('wall_s') or 0) / 60:.0f} min"
+             + (f" on {_device(s.get('machine'))}" if several else "") for s in stages]
     return (f"{len(stages)} stages ({'; '.join(parts)}): steps and wall are totals, samples/s the last stage's")
 
 
@@ -269,13 +288,12 @@ def training(ctx: Context) -> Table:
             wall = sum(s.get("wall_s") or 0.0 for s in stages)
         metrics = header.get("metrics", {}) or {}
         shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in list(metrics.items())[:5])
-        machine = train.get("machine", {}) or {}
         crop = config.get("crop")
         table.add(checkpoint=path.name, kind=header.get("kind"), steps=steps, batch=batch,
                   wall_min=wall / 60 if wall else None, samples_per_s=samples_per_s,
                   Mpx_per_s=samples_per_s * crop**2 / 1e6 if samples_per_s and crop else None,
                   time_to_quality=time_to_quality(path.with_name(path.stem + ".metrics.jsonl"), header.get("kind"), stages),
-                  trained_on=machine.get("processor") or machine.get("platform"), metrics=shown or None,
+                  trained_on=_trained_on(stages), metrics=shown or None,
                   note=_stages_note(stages) if len(stages) > 1 else None)
     table.notes.append("samples/s = steps x batch / wall time (wall includes evaluation and compilation); Mpx/s = "
                        "samples/s x crop side squared. time to quality: the first validation at or above the "

@@ -1,4 +1,4 @@
-"""Training curves as a PNG beside the checkpoint: train loss (left), validation metrics (right).
+"""Training curves as a PNG beside the checkpoint: train loss (left), validation metrics (right; PSNR apart).
 
 Drawn from the rows of ``<checkpoint>.metrics.jsonl`` that :mod:`restore_cli.train.loop`
 writes: train rows carry ``loss`` (and any other ``*loss*`` terms), evaluation rows carry
@@ -47,15 +47,21 @@ def _draw(ax, series: dict, title: str, log_when_wide: bool) -> None:
 
 
 def plot_curves(rows: Sequence[dict], path: Path, title: str = "") -> None:
-    """Write the two-panel curves figure for ``rows`` (metric dicts with a ``step``) to ``path``."""
+    """Write the curves figure (loss; validation fractions; validation dB, where present) for ``rows`` (metric dicts with a ``step``) to ``path``."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
     losses = _series(rows, lambda k: "loss" in k)
     metrics = _series(rows, lambda k: k.startswith("val_") and "loss" not in k)
-    fig = Figure(figsize=(11, 4), dpi=100)
-    left, right = fig.subplots(1, 2)
-    _draw(left, losses, "loss", log_when_wide=True)
-    _draw(right, metrics, "validation", log_when_wide=False)
+    # PSNR (~30 dB) and fractions (F1, SSIM: 0-1) on one axis would flatten the fractions to a line at 0.
+    decibels = {k: v for k, v in metrics.items() if "psnr" in k}
+    fractions = {k: v for k, v in metrics.items() if k not in decibels}
+    panels = [(losses, "loss", True)] + [(series, name, False) for series, name in
+                                         ((fractions, "validation"), (decibels, "validation (dB)")) if series]
+    if len(panels) == 1:
+        panels.append(({}, "validation", False))
+    fig = Figure(figsize=(5.5 * len(panels), 4), dpi=100)
+    for ax, (series, name, log_when_wide) in zip(fig.subplots(1, len(panels)), panels):
+        _draw(ax, series, name, log_when_wide=log_when_wide)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -73,6 +73,9 @@ class LoopConfig:
     #: Stop cleanly (evaluate, write both checkpoints) at the first step that ends this many seconds
     #: after the call started; ``resume=True`` later continues the same run, schedule and all.
     time_limit_s: float | None = None
+    #: Stop the same way at this step of a longer schedule: a time-limited run made reproducible
+    #: (``make checkpoints`` replays a GPU stage that ended at its time limit).
+    stop_at: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +213,8 @@ def fit(
                 t_window, window_start = t_compiled, step
                 log.debug("first step (compilation included) took %.1f s", t_compiled - t0)
             out_of_time = config.time_limit_s is not None and time.perf_counter() - t0 >= config.time_limit_s
-            final = step == config.steps or out_of_time
+            halted = out_of_time or (config.stop_at is not None and step >= config.stop_at)
+            final = step == config.steps or halted
             do_eval = evaluate is not None and (step % config.eval_every == 0 or final)
             do_ckpt = step % config.checkpoint_every == 0 or final
             if step % config.log_every == 0 or final or do_eval or do_ckpt:
@@ -239,8 +243,9 @@ def fit(
                 last_good = (paths.last, step)
             if do_eval or do_ckpt:
                 t_window = time.perf_counter()  # steps/s counts training only
-            if out_of_time and step < config.steps:
-                log.info("time limit reached at step %d of %d; --resume continues from here", step, config.steps)
+            if halted and step < config.steps:
+                log.info("%s at step %d of %d; --resume continues from here",
+                         "time limit reached" if out_of_time else "--stop-at reached", step, config.steps)
                 break
     now = time.perf_counter()
     rate = (step - step_compiled) / (now - t_compiled) if t_compiled and step > step_compiled else 0.0

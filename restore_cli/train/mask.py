@@ -139,8 +139,25 @@ MASK_PRESETS: dict[str, MaskTrainConfig] = {
     # 32.74 dB (repair threshold 0.97): a plateau, ~+0.01 F1 per hour of CPU. Set12, hybrid (make
     # bench, 2026-11-26 16:27): `scratches` F1 0.55 (34.23 -> 34.82 dB), `old-photo` 0.31 (23.06 dB).
     # The 8-16-32-64-96 model before it: 0.35 / 0.23 (0.40 on `scratches` after 1500 more steps).
+    # Stages 5 and 6 on a lent NVIDIA H200 (32 x 160 px crops, ~23 steps/s, 19 Mpx/s): `--steps
+    # 10911 --stop-at 9542 --lr 3e-4 --seed 0 --checkpoint-every 1363` (6 min, best val F1 0.623 at
+    # step 8178), then `--steps 6000 --stop-at 5251 --lr 1.5e-4 --seed 1 --checkpoint-every 750`
+    # (4 min, val F1 0.637, still rising). Set12, hybrid (make bench, 2026-11-27): `scratches` F1
+    # 0.59 (35.04 dB), `old-photo` 0.33 (23.13 dB).
     "default": MaskTrainConfig(arch=UNetConfig(widths=(16, 32, 64, 96, 128))),
 }
+
+
+def with_widths(arch: UNetConfig, widths: str) -> UNetConfig:
+    """``arch`` with the channels per level given as text ('32,64,128'), or a one-line usage error."""
+    try:
+        values = tuple(int(v) for v in widths.split(","))
+    except ValueError:
+        raise UsageError(f"--widths: expected comma-separated channel counts such as 32,64,128, got {widths!r}") from None
+    try:
+        return dataclasses.replace(arch, widths=values)
+    except ValueError as exc:
+        raise UsageError(f"--widths: {exc}") from None
 
 
 def online_degrade_config() -> tuple:
@@ -311,12 +328,13 @@ def train_mask(
     dataset: Path | None, checkpoint: Path, config: MaskTrainConfig, *,
     online: Path | None = None, resume: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS,
     data_workers: int | None = None, time_limit_s: float | None = None,
+    stop_at: int | None = None,
 ) -> MaskTrainResult:
     """Train (or ``resume``) a mask U-Net; the best checkpoint (by val F1) is written at ``checkpoint``.
 
     ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
-    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long (see
-    :class:`LoopConfig`); ``resume=True`` continues.
+    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
+    at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
     started_from = None
     if config.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
@@ -345,7 +363,8 @@ def train_mask(
 
     loop = LoopConfig(steps=steps, log_every=config.log_every, eval_every=config.eval_every,
                       checkpoint_every=config.checkpoint_every, best_metric="val_f1", best_mode="max",
-                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s)
+                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s,
+                      stop_at=stop_at)
     resume_key = {k: v for k, v in settings.items() if k not in ("log_every", "eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()

@@ -93,4 +93,5 @@ def machine() -> dict[str, str]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "jax_devices": ", ".join(str(d) for d in jax.devices()),
+        "device_kind": jax.devices()[0].device_kind,  # e.g. 'NVIDIA H200'; 'cpu' on a CPU
     }

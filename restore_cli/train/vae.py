@@ -185,12 +185,13 @@ def train_vae(
     dataset: Path | None, checkpoint: Path, cfg: VAETrainConfig, *, clean: Path | None = None,
     real: Path | None = None, val: Path | None = None, resume: bool = False, seed: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS, data_workers: int | None = None, time_limit_s: float | None = None,
+    stop_at: int | None = None,
 ) -> Path:
     """Train (or ``resume``) a model of the VAE family; the best checkpoint ends up at ``checkpoint``.
 
     ``data_workers``: processes drawing batches (None: :func:`default_workers`); the batches, and
-    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long (see
-    :class:`LoopConfig`); ``resume=True`` continues.
+    so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
+    at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
@@ -258,7 +259,8 @@ def train_vae(
 
     loop = LoopConfig(steps=steps, log_every=log_every, eval_every=cfg.eval_every,
                       checkpoint_every=cfg.checkpoint_every, best_metric="val_psnr", best_mode="max",
-                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s)
+                      workers=default_workers() if data_workers is None else data_workers, time_limit_s=time_limit_s,
+                      stop_at=stop_at)
     resume_key = {k: v for k, v in settings.items() if k not in ("eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
