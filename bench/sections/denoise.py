@@ -79,6 +79,8 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
             continue
         table.add(method=method, kind="restore --method", PSNR=scores["PSNR"], SSIM=scores["SSIM"],
                   s_per_image=result.s_per_image)
+    if "vae" in method_names(ctx):
+        table.add(**network_alone_row(ctx, data, sigma))
     if sigma == CR6_SIGMA and "vae" in method_names(ctx):
         for arch in CR6_ARCHS:
             table.add(**cr6_row(ctx, data, arch))
@@ -88,6 +90,22 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
                       PSNR=values[sigma], SSIM=None, s_per_image=None)
     table.columns = ["method", "kind", "PSNR", "SSIM", "s_per_image", "note"]
     return table
+
+
+def network_alone_row(ctx: Context, data: DataSet, sigma: int) -> dict:
+    """``vae`` given the true mask, which for pure noise is empty: nothing inpainted.
+
+    The gap to the ``vae`` row is what the detector's false alarms (inpainted edges and texture)
+    cost on a photo with no defects at all.
+    """
+    row = {"method": "vae + true (empty) mask", "kind": "reference: the network alone"}
+    try:
+        result = run_method(ctx, "vae", data.degraded, ctx.out / "runs" / f"gaussian{sigma}" / "vae-empty-mask",
+                            user_masks=data.masks)
+        scores = score(result.output, data.clean)
+    except Exception as exc:  # noqa: BLE001 - one method's failure is a row, not the end of the bench
+        return {**row, "note": method_unavailable(exc)}
+    return {**row, "PSNR": scores["PSNR"], "SSIM": scores["SSIM"], "s_per_image": result.s_per_image}
 
 
 def cr6_row(ctx: Context, data: DataSet, arch: str) -> dict:

@@ -47,7 +47,10 @@ def _draw(ax, series: dict, title: str, log_when_wide: bool) -> None:
 
 
 def plot_curves(rows: Sequence[dict], path: Path, title: str = "") -> None:
-    """Write the curves figure (loss; validation fractions; validation dB, where present) for ``rows`` (metric dicts with a ``step``) to ``path``."""
+    """Write the curves of ``rows`` (metric dicts with a ``step``) to ``path``.
+
+    Panels: the losses; validation fractions (F1, SSIM, ...); validation PSNRs, where present.
+    """
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
     losses = _series(rows, lambda k: "loss" in k)
