@@ -384,6 +384,10 @@ def restore_command(
         typer.Option(help="Defect probability from which a pixel is repaired (default: the mask checkpoint's "
                           "repair threshold)."),
     ] = None,
+    mask_views: Annotated[
+        int, typer.Option(help="Average the detector over this many flips/rotations of each image (1, 2, 4 or 8): "
+                               "fewer false alarms on thin natural lines, one detector pass per view.")
+    ] = 1,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[
@@ -422,7 +426,7 @@ def restore_command(
         options = RestoreOptions(
             inputs=paths_or_stdin(inputs, "input image or folder"), output=output, method=method,
             recursive=recursive, fmt=fmt, suffix=suffix, in_place=in_place, masks=masks, save_masks=save_masks,
-            mask_threshold=mask_threshold, tile=tile, max_memory=max_memory, device=device,
+            mask_threshold=mask_threshold, mask_views=mask_views, tile=tile, max_memory=max_memory, device=device,
             domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,
             shard=shard, max_pixels=max_pixels,
         )

@@ -212,6 +212,7 @@ def test_shards_cover_every_file_exactly_once(tmp_path: Path) -> None:
         (["--tile", "100"], "--tile"),
         (["--max-memory", "lots"], "--max-memory"),
         (["--device", "tpu"], "--device"),
+        (["--mask-views", "3"], "--mask-views 3: choose one of 1, 2, 4, 8"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:

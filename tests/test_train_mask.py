@@ -359,3 +359,21 @@ def test_cli_prints_only_the_checkpoint_path(folder, tmp_path):
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert bad.returncode == 2 and bad.stdout == "" and "unknown loss 'l2'" in bad.stderr
+
+
+def test_detector_views_average_flips_and_rotations(trained):
+    from restore_cli.restoration.mask_detector import DIHEDRAL
+
+    x = np.random.default_rng(1).random((37, 53), dtype=np.float32)
+    views = [forward(x) for forward, _ in DIHEDRAL]
+    assert all(np.array_equal(inverse(forward(x)), x) for forward, inverse in DIHEDRAL)
+    assert len({(v.shape, v.tobytes()) for v in views}) == 8  # the eight symmetries of the square, each once
+    one = MaskDetector.load(trained.checkpoint, tile=32, overlap=8)
+    two = MaskDetector.load(trained.checkpoint, tile=32, overlap=8, views=2)
+    mirrored = one.probabilities(x[:, ::-1])[:, ::-1]
+    assert not np.allclose(one.probabilities(x), mirrored)  # the network alone is not mirror-symmetric
+    assert np.allclose(two.probabilities(x), (one.probabilities(x) + mirrored) / 2, atol=1e-6)
+    eight = MaskDetector.load(trained.checkpoint, tile=32, overlap=8, views=8)
+    assert eight.probabilities(x).shape == x.shape and eight.compile_count == 1  # square tiles: one shape
+    with pytest.raises(ValueError, match="views"):
+        MaskDetector.load(trained.checkpoint, views=9)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from bench.report import Table
 from bench.sections import baselines
 from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
-from bench.sections.runs import method_names, method_unavailable, run_method
+from bench.sections.runs import method_names, method_unavailable, run_method, variant_rows
 
 NAME = "denoise"
 SIGMAS = (15, 25, 50)
@@ -79,6 +79,9 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
             continue
         table.add(method=method, kind="restore --method", PSNR=scores["PSNR"], SSIM=scores["SSIM"],
                   s_per_image=result.s_per_image)
+    for row in variant_rows(ctx, data.degraded, ctx.out / "runs" / f"gaussian{sigma}",
+                            lambda result: {k: v for k, v in score(result.output, data.clean).items() if k in ("PSNR", "SSIM")}):
+        table.add(**row)
     if "vae" in method_names(ctx):
         table.add(**network_alone_row(ctx, data, sigma))
     if sigma == CR6_SIGMA and "vae" in method_names(ctx):

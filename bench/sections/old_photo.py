@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bench.report import Table
 from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
-from bench.sections.runs import method_names, method_unavailable, run_method
+from bench.sections.runs import method_names, method_unavailable, run_method, variant_rows
 
 NAME = "old_photo"
 PRESETS = ("scratches", "old-photo")
@@ -65,6 +65,9 @@ def preset_table(ctx: Context, data: DataSet, preset: str) -> Table:
             table.add(method=method, note=method_unavailable(exc))
             continue
         table.add(method=method, **_pick(scores), s_per_image=result.s_per_image)
+    scorer = lambda result: _pick(score(result.output, data.clean, masks=result.masks, true_masks=data.masks))  # noqa: E731
+    for row in variant_rows(ctx, data.degraded, runs, scorer):
+        table.add(**row)
     if "hybrid" in method_names(ctx):
         _f1_threshold_row(ctx, table, data, runs)
     for label, method in TRUE_MASK_REFERENCES.items():

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.sections.common import REPO, BenchError, Context, run_restore
@@ -26,6 +26,30 @@ def method_names(ctx: Context | None = None) -> list[str]:
     if ctx is not None and ctx.methods is not None:
         names = [m for m in names if m in ctx.methods]
     return names
+
+
+#: Non-default settings measured beside the defaults, a row each: label -> (method, extra flags).
+#: 4 detector views at 0.7: the repair threshold that `scripts/auto_threshold_sweep.py --views 4`
+#: picks on held-out Train400 (not on a benchmark); 1 view keeps the checkpoint's 0.95.
+VARIANTS = {
+    "auto, 4 detector views": ("auto", ("--mask-views", "4", "--mask-threshold", "0.7")),
+}
+
+
+def variant_rows(ctx: Context, inputs: Path, runs: Path, scorer: Callable[[MethodRun], dict]) -> list[dict]:
+    """A table row per :data:`VARIANTS` entry whose method this run measures: ``scorer``'s scores, or why not."""
+    rows = []
+    for label, (method, extra) in VARIANTS.items():
+        if method not in method_names(ctx):
+            continue
+        ctx.log(f"{runs.name}: {label}")
+        row = {"method": label, "note": " ".join(extra)}
+        try:
+            result = run_method(ctx, method, inputs, runs / re.sub(r"[^a-z0-9]+", "-", label.lower()), extra=extra)
+            rows.append({**row, **scorer(result), "s_per_image": result.s_per_image})
+        except Exception as exc:  # noqa: BLE001 - a variant that cannot run is a row saying why
+            rows.append({**row, "note": method_unavailable(exc)})
+    return rows
 
 
 def default_method() -> str:

@@ -43,6 +43,8 @@ MIN_TILE = 128
 #: Rough inference memory per tile pixel for the shipped U-Nets (activations + XLA workspace),
 #: used only to turn ``--max-memory`` into a tile size and batch. Deliberately pessimistic.
 BYTES_PER_TILE_PIXEL = 2048
+#: --mask-views choices: the first 1, 2, 4 or 8 of restore_cli.restoration.mask_detector.DIHEDRAL.
+MASK_VIEWS = (1, 2, 4, 8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +52,7 @@ class MethodSettings:
     """What the command line says about *how* to restore (not which files)."""
 
     mask_threshold: float | None = None  # None: the mask checkpoint's repair threshold
+    mask_views: int = 1  # flips/rotations the detector's probabilities are averaged over: one of MASK_VIEWS
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
@@ -222,7 +225,7 @@ class Hybrid:
             from restore_cli.restoration.mask_detector import MaskDetector
 
             self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch,
-                                              large=settings.large_tiles)
+                                              large=settings.large_tiles, views=settings.mask_views)
 
     def recipe(self) -> dict[str, Any]:
         recipe: dict[str, Any] = {"method": self.name}
@@ -230,6 +233,8 @@ class Hybrid:
             recipe["mask_model"] = file_sha256(self.checkpoint)
             threshold = self.settings.mask_threshold
             recipe["mask_threshold"] = self.detector.repair_threshold if threshold is None else threshold
+            if self.settings.mask_views != 1:  # absent at the default, so earlier outputs stay current
+                recipe["mask_views"] = self.settings.mask_views
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from restore_cli.restoration import sidecar
 from restore_cli.restoration.jobs import Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
-    DEFAULT_METHOD, DEVICES, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
+    DEFAULT_METHOD, DEVICES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
 )
 
 log = logging.getLogger("restore.restore")
@@ -50,6 +50,7 @@ class RestoreOptions:
     masks: Path | None = None
     save_masks: Path | None = None
     mask_threshold: float | None = None
+    mask_views: int = 1
     tile: int = 256
     max_memory: str | None = None
     device: str = "auto"
@@ -68,6 +69,8 @@ def _settings(options: RestoreOptions) -> MethodSettings:
         raise UsageError(f"--tile {options.tile}: must be a multiple of 16, at least {MIN_TILE}")
     if options.mask_threshold is not None and not 0.0 < options.mask_threshold < 1.0:
         raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
+    if options.mask_views not in MASK_VIEWS:
+        raise UsageError(f"--mask-views {options.mask_views}: choose one of {', '.join(map(str, MASK_VIEWS))}")
     if options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
     if options.masks is not None and not options.masks.is_dir():
@@ -75,7 +78,8 @@ def _settings(options: RestoreOptions) -> MethodSettings:
     tile, batch = plan_tiles(options.tile, parse_size(options.max_memory) if options.max_memory else None)
     extra = {"checkpoints": options.checkpoints} if options.checkpoints else {}
     return MethodSettings(
-        mask_threshold=options.mask_threshold, user_masks=options.masks is not None, tile=tile, batch=batch,
+        mask_threshold=options.mask_threshold, mask_views=options.mask_views, user_masks=options.masks is not None,
+        tile=tile, batch=batch,
         large_tiles=not options.max_memory, device=options.device, domain_weights=options.domain_weights, **extra,
     )
 
