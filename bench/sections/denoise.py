@@ -17,9 +17,12 @@ from __future__ import annotations
 from bench.report import Table
 from bench.sections import baselines
 from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
-from bench.sections.runs import method_names, method_unavailable, run_method, variant_rows
+from bench.sections.runs import method_names, method_unavailable, run_method, true_mask_row, variant_rows
 
 NAME = "denoise"
+#: ``vae`` given the (empty) true masks of pure-noise images: its gap to the ``vae`` row is what
+#: the detector's false alarms (inpainted edges and texture) cost on a photo with no defects.
+NETWORK_ALONE = "vae + true (empty) mask"
 SIGMAS = (15, 25, 50)
 #: The original family (``make cr6``) is scored at this sigma only: each image takes seconds.
 CR6_SIGMA = 25
@@ -82,8 +85,9 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
     for row in variant_rows(ctx, data.degraded, ctx.out / "runs" / f"gaussian{sigma}",
                             lambda result: {k: v for k, v in score(result.output, data.clean).items() if k in ("PSNR", "SSIM")}):
         table.add(**row)
-    if "vae" in method_names(ctx):
-        table.add(**network_alone_row(ctx, data, sigma))
+    if "vae" in method_names(ctx):  # pure noise: the true mask is empty, nothing is inpainted
+        table.add(**true_mask_row(ctx, NETWORK_ALONE, "vae", data, ctx.out / "runs" / f"gaussian{sigma}" / "vae-empty-mask"),
+                  kind="reference: the network alone")
     if sigma == CR6_SIGMA and "vae" in method_names(ctx):
         for arch in CR6_ARCHS:
             table.add(**cr6_row(ctx, data, arch))
@@ -93,22 +97,6 @@ def sigma_table(ctx: Context, data: DataSet, sigma: int, count: int) -> Table:
                       PSNR=values[sigma], SSIM=None, s_per_image=None)
     table.columns = ["method", "kind", "PSNR", "SSIM", "s_per_image", "note"]
     return table
-
-
-def network_alone_row(ctx: Context, data: DataSet, sigma: int) -> dict:
-    """``vae`` given the true mask, which for pure noise is empty: nothing inpainted.
-
-    The gap to the ``vae`` row is what the detector's false alarms (inpainted edges and texture)
-    cost on a photo with no defects at all.
-    """
-    row = {"method": "vae + true (empty) mask", "kind": "reference: the network alone"}
-    try:
-        result = run_method(ctx, "vae", data.degraded, ctx.out / "runs" / f"gaussian{sigma}" / "vae-empty-mask",
-                            user_masks=data.masks)
-        scores = score(result.output, data.clean)
-    except Exception as exc:  # noqa: BLE001 - one method's failure is a row, not the end of the bench
-        return {**row, "note": method_unavailable(exc)}
-    return {**row, "PSNR": scores["PSNR"], "SSIM": scores["SSIM"], "s_per_image": result.s_per_image}
 
 
 def cr6_row(ctx: Context, data: DataSet, arch: str) -> dict:

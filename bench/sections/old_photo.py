@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from bench.report import Table
 from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
-from bench.sections.runs import method_names, method_unavailable, run_method, variant_rows
+from bench.sections.runs import method_names, method_unavailable, run_method, true_mask_row, variant_rows
 
 NAME = "old_photo"
 PRESETS = ("scratches", "old-photo")
@@ -74,16 +74,8 @@ def preset_table(ctx: Context, data: DataSet, preset: str) -> Table:
         if method not in method_names():
             table.add(method=label, note=f"not available: no method {method!r} in METHODS")
             continue
-        if method not in method_names(ctx):
-            continue
-        ctx.log(f"old_photo {preset}: {label}")
-        try:
-            result = run_method(ctx, method, data.degraded, runs / f"{method}-true-mask", user_masks=data.masks)
-            scores = score(result.output, data.clean)
-        except Exception as exc:  # noqa: BLE001
-            table.add(method=label, note=method_unavailable(exc))
-            continue
-        table.add(method=label, PSNR=scores["PSNR"], SSIM=scores["SSIM"], s_per_image=result.s_per_image)
+        if method in method_names(ctx):
+            table.add(**true_mask_row(ctx, label, method, data, runs / f"{method}-true-mask"))
     return table
 
 

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.sections.common import REPO, BenchError, Context, run_restore
+from bench.sections.common import REPO, BenchError, Context, DataSet, run_restore, score
 
 
 def method_names(ctx: Context | None = None) -> list[str]:
@@ -50,6 +50,17 @@ def variant_rows(ctx: Context, inputs: Path, runs: Path, scorer: Callable[[Metho
         except Exception as exc:  # noqa: BLE001 - a variant that cannot run is a row saying why
             rows.append({**row, "note": method_unavailable(exc)})
     return rows
+
+
+def true_mask_row(ctx: Context, label: str, method: str, data: DataSet, out: Path) -> dict:
+    """``method`` given the masks ``restore degrade`` drew (``--masks``): a row with PSNR/SSIM, or why not."""
+    ctx.log(f"{out.parent.name}: {label}")
+    try:
+        result = run_method(ctx, method, data.degraded, out, user_masks=data.masks)
+        scores = score(result.output, data.clean)
+    except Exception as exc:  # noqa: BLE001 - a reference that cannot run is a row saying why
+        return {"method": label, "note": method_unavailable(exc)}
+    return {"method": label, "PSNR": scores["PSNR"], "SSIM": scores["SSIM"], "s_per_image": result.s_per_image}
 
 
 def default_method() -> str:

@@ -89,9 +89,10 @@ def load_train_state(path, model: nnx.Module, optimizer: nnx.Optimizer, resume_k
 
 def machine() -> dict[str, str]:
     """Where a checkpoint was trained (stored in its header)."""
+    devices = jax.devices()
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
-        "jax_devices": ", ".join(str(d) for d in jax.devices()),
-        "device_kind": jax.devices()[0].device_kind,  # e.g. 'NVIDIA H200'; 'cpu' on a CPU
+        "jax_devices": ", ".join(str(d) for d in devices),
+        "device_kind": devices[0].device_kind,  # e.g. 'NVIDIA H200'; 'cpu' on a CPU
     }
