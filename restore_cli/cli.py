@@ -307,6 +307,9 @@ def train_mask(
     ] = None,
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of the images held out for validation.")] = None,
     val_count: Annotated[Optional[int], typer.Option(min=1, help="Hold out this many images instead of --val-fraction.")] = None,
+    split_seed: Annotated[
+        Optional[int], typer.Option(help="Seed of the held-out split and validation crops (default: the --init checkpoint's, else --seed).")
+    ] = None,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
@@ -337,7 +340,7 @@ def train_mask(
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
-                 "init": None if init is None else str(init)}
+                 "init": None if init is None else str(init), "split_seed": split_seed}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

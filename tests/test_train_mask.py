@@ -19,7 +19,7 @@ from restore_cli.models.unet import UNetConfig
 from restore_cli.restoration.mask_detector import MaskDetector
 from restore_cli.train import data
 from restore_cli.train.loop import TrainingDiverged
-from restore_cli.train.mask import MASK_PRESETS, online_degrade_config, train_mask
+from restore_cli.train.mask import MASK_PRESETS, online_degrade_config, resolve_split_seed, train_mask
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dataclasses.replace(
@@ -132,10 +132,12 @@ def test_repair_threshold_validation_adds_defect_free_crops_of_the_held_out_imag
 
 def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, folder, tmp_path):
     other_arch = dataclasses.replace(TINY, arch=UNetConfig(widths=(4, 8), norm="none"), steps=1, lr=1e-9,
-                                     eval_every=1, checkpoint_every=1, init=str(trained.checkpoint))
+                                     eval_every=1, checkpoint_every=1, init=str(trained.checkpoint), seed=7)
     tuned = train_mask(folder, tmp_path / "tuned.safetensors", other_arch)
     arrays, header = read_checkpoint(tuned.checkpoint)
     assert UNetConfig.from_dict(header["arch"]) == TINY.arch  # the checkpoint's widths (8, 8), not (4, 8)
+    # new batches (seed 7), but validated on the images the first stage held out (its seed, 0)
+    assert header["training"]["config"]["seed"] == 7 and header["training"]["config"]["split_seed"] == 0
     assert header["training"]["config"]["init"] == str(trained.checkpoint)
     before, init_header = read_checkpoint(trained.checkpoint)
     started = header["training"]["init"]  # the first stage's cost stays on record
@@ -147,6 +149,14 @@ def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, f
         bad = tmp_path / "bad.safetensors"
         bad.write_bytes(b"junk" * 20)
         train_mask(folder, tmp_path / "x.safetensors", dataclasses.replace(TINY, init=str(bad)))
+
+
+def test_split_seed_is_the_given_one_else_the_parents_else_the_seed():
+    config = dataclasses.replace(TINY, seed=3)
+    assert resolve_split_seed(config, None).split_seed == 3
+    assert resolve_split_seed(config, {"training": {"config": {"seed": 1}}}).split_seed == 1  # written before the field
+    assert resolve_split_seed(config, {"training": {"config": {"seed": 1, "split_seed": 5}}}).split_seed == 5
+    assert resolve_split_seed(dataclasses.replace(config, split_seed=9), {"training": {"config": {"seed": 1}}}).split_seed == 9
 
 
 def test_prefetcher_reraises_producer_errors():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
 from restore_cli.models.checkpoint import load_into, model_arrays
-from restore_cli.models.unet import UNetConfig, build_unet, new_unet, parameter_count
+from restore_cli.models.unet import (
+    UNetConfig, _conv_one_channel, _pool, _pool_window, build_unet, new_unet, parameter_count,
+)
 from restore_cli.restoration.tiling import infer_tiled
 
 TINY = UNetConfig(widths=(4, 8, 8), norm="none")
@@ -64,3 +67,15 @@ def test_build_unet_is_abstract_until_loaded():
     load_into(target, model_arrays(source))
     x = jnp.asarray(np.random.default_rng(1).random((1, 8, 8, 1), dtype=np.float32))
     assert np.array_equal(np.asarray(source(x)), np.asarray(target(x)))
+
+
+def test_fast_first_conv_and_pool_match_the_plain_ops():
+    """The CPU shortcuts (one-channel conv as multiply-adds, pool as slices) compute what nnx.Conv and
+    reduce_window compute, and the pool's gradient is still reduce_window's (one arg-max per window)."""
+    conv = nnx.Conv(1, 8, (3, 3), rngs=nnx.Rngs(0))
+    x = jax.random.uniform(jax.random.key(1), (2, 17, 23, 1))
+    np.testing.assert_allclose(np.asarray(_conv_one_channel(conv, x)), np.asarray(conv(x)), rtol=1e-5, atol=1e-5)
+    y = jax.nn.relu(jax.random.normal(jax.random.key(2), (2, 16, 24, 3)))  # ReLU: many tied zeros
+    np.testing.assert_array_equal(np.asarray(_pool(y)), np.asarray(_pool_window(y)))
+    grad = jax.grad(lambda v: (_pool(v) ** 2).sum())(y)
+    np.testing.assert_array_equal(np.asarray(grad), np.asarray(jax.grad(lambda v: (_pool_window(v) ** 2).sum())(y)))

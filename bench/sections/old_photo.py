@@ -5,13 +5,15 @@ the true mask explains every change) and ``old-photo`` (the same local defects p
 blur, grain, noise, JPEG...). Every method in ``METHODS`` runs through ``restore restore``;
 its ``--save-masks`` output is scored against the true masks ``restore degrade`` wrote.
 
-Two reference rows show what a perfect detector would buy, using restore's own code path
+Three reference rows show what a perfect detector would buy, using restore's own code path
 with ``--masks TRUE_MASKS`` (the user-mask option):
 
 * ``classical + true mask``: ``--method classical``: biharmonic inpainting under the given
   mask, then NL-means on luminance and the classical method's mild tonal stretch;
 * ``hybrid inpainting + true mask``: ``--method hybrid``: biharmonic inpainting only (no
-  checkpoint needed when the mask is given).
+  checkpoint needed when the mask is given);
+* ``vae + true mask``: ``--method vae``: the default method's restoration network and
+  inpainting, without the detector (a row saying why where its checkpoint is missing).
 
 Mask scores are per-image means (IoU, F1, precision, recall); reference rows have none
 (their mask *is* the truth). The methods inpaint under the detector's *repair* threshold
@@ -31,6 +33,7 @@ PRESETS = ("scratches", "old-photo")
 TRUE_MASK_REFERENCES = {
     "classical + true mask (reference)": "classical",
     "hybrid inpainting + true mask (reference)": "hybrid",
+    "vae + true mask (reference)": "vae",  # the default method without its detector's errors
 }
 COLUMNS = ["method", "PSNR", "SSIM", "iou", "f1", "precision", "recall", "pooled_f1", "s_per_image", "note"]
 

@@ -2,9 +2,9 @@
 
 Inference goes through :func:`restore_cli.restoration.tiling.infer_tiled` with one fixed tile
 shape, so a folder of mixed sizes compiles the network exactly once
-(:attr:`MaskDetector.compile_count` shows it). The apply function is a plain ``jax.jit`` of
-``nnx.merge(graphdef, state)``: the model's graph is split once at load time, so calling it
-per tile costs no NNX graph traversal.
+(:attr:`MaskDetector.compile_count` shows it). The apply function is an ``inference_jit``
+(``jax.jit`` with faster CPU kernels) of ``nnx.merge(graphdef, state)``: the model's graph is
+split once at load time, so calling it per tile costs no NNX graph traversal.
 
 Tile size: 384 px with 32 px of overlap (tiles step by 352 px). Measured on a 1024x1024
 image with the earlier 8-wide U-Net: 9 tiles, 0.74 s (256 px tiles: 25 tiles, 1.08 s), because
@@ -33,6 +33,7 @@ from flax import nnx
 
 from restore_cli.models.checkpoint import load_model
 from restore_cli.models.unet import UNet, build_unet
+from restore_cli.restoration.inference_jit import inference_jit
 from restore_cli.restoration.tiling import infer_tiled, round_up
 
 KIND = "mask-unet"
@@ -67,9 +68,13 @@ class MaskDetector:
     """A loaded mask U-Net: ``probabilities(luma)`` per pixel, ``predict`` / ``repair_mask`` as boolean masks.
 
     Speed after the one compilation (2-core CPU, make bench): the shipped 16-32-64-96-128 model
-    (59 kFLOP per pixel) takes 1.2-1.3 s for 1024x1024 with 384 px tiles, 1.16-1.19 s with the
-    runner's default tiles (256 px, or 544 where cheaper: four for 1024x1024); the earlier 8-16-32-64-96 one (17 kFLOP) 0.56 s.
-    Neither bigger tiles (544, 1056 px) nor batching tiles changed that (measured, +-3 %).
+    (59 kFLOP per pixel) took 1.2-1.3 s for 1024x1024 with 384 px tiles, 1.09-1.16 s with the
+    runner's default tiles (256 px, or 544 where cheaper: four for 1024x1024); the earlier
+    8-16-32-64-96 one (17 kFLOP) 0.56 s. Neither bigger tiles (544, 1056 px) nor batching tiles
+    changed that (measured, +-3 %); the stitching in infer_tiled is ~6 ms of it, the network the
+    rest. Now 0.82 s (make bench; 0.74-0.79 s timed alone), same probabilities up to rounding
+    (max |dp| 2e-5): the first 1 -> 16 conv as shifted multiply-adds, the pool as slices (see
+    restore_cli.models.unet) and XLA:CPU's own convolutions (:mod:`.inference_jit`).
     """
 
     def __init__(self, model: UNet, header: dict[str, Any] | None = None, *, tile: int = 384, overlap: int = 32,
@@ -95,7 +100,7 @@ class MaskDetector:
             self.compile_count += 1  # runs only while tracing
             return jax.nn.sigmoid(nnx.merge(graphdef, state)(tiles))
 
-        self._apply = jax.jit(apply)
+        self._apply = inference_jit(apply)
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs) -> MaskDetector:

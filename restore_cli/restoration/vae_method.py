@@ -80,6 +80,7 @@ from restore_cli.io import display_path
 from restore_cli.models.vae import load_vae
 from restore_cli.restoration.classical import noise_sigma
 from restore_cli.restoration.colour import luminance, rgb_to_ycc, smooth_chroma, ycc_to_rgb
+from restore_cli.restoration.inference_jit import inference_jit
 from restore_cli.restoration.inpaint import inpaint
 from restore_cli.restoration.tiling import infer_tiled, round_up
 
@@ -170,7 +171,7 @@ class VAERestorer:
             out = nnx.merge(graphdef, state).restore(tiles[..., :1], tiles[..., 1:])
             return jax.numpy.clip(out, 0.0, 1.0)
 
-        self._apply = jax.jit(apply)
+        self._apply = inference_jit(apply)
 
     def refresh(self, model: nnx.Module) -> None:
         """Use ``model``'s current weights (same architecture: nothing is recompiled). For validation."""

@@ -97,6 +97,7 @@ class MaskTrainConfig:
     checkpoint_every: int = 250
     seed: int = 0
     init: str | None = None  # start from this mask checkpoint's weights (its architecture wins)
+    split_seed: int | None = None  # which images (and crops) validate; None: see resolve_split_seed
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -292,22 +293,40 @@ def make_evaluator(config: MaskTrainConfig, val_batches: list[data.Batch], free_
     return evaluate
 
 
+def resolve_split_seed(config: MaskTrainConfig, init_header: dict[str, Any] | None) -> MaskTrainConfig:
+    """Fix ``split_seed``: the one given, else the ``--init`` checkpoint's, else ``seed``.
+
+    Why inherit it: a fine-tuning stage usually takes a new ``--seed`` for fresh batches, and with
+    the split tied to that seed it validated on images the earlier stages had trained on (and on
+    other crops), so validation F1 and the repair threshold were neither held out nor comparable
+    along the chain: on a lent H200 (2026-11-27) the same detector fine-tuned with seeds 2 and 3
+    read 0.673 and 0.638, while on Set12 the two differed by 0.01 F1. Checkpoints written before
+    the field existed split by their ``seed``.
+    """
+    if config.split_seed is not None:
+        return config
+    parent = ((init_header or {}).get("training") or {}).get("config") or {}
+    inherited = parent.get("split_seed", parent.get("seed"))
+    return dataclasses.replace(config, split_seed=config.seed if inherited is None else int(inherited))
+
+
 def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig, max_pixels: int):
     """Train and validation sources, the defect-free validation source (online only, else None)
     and the data description stored in the header."""
     if (dataset is None) == (online is None):
         raise UsageError("give either a DATASET folder (from `restore degrade`) or --online CLEAN_DIR, not both")
+    split = resolve_split_seed(config, None).split_seed  # train_mask has resolved it; a direct caller may not
     if online is not None:
         degrade_config = online_degrade_config()
         source = data.OnlineSource.from_folder(online, degrade_config, region=config.region, max_pixels=max_pixels)
-        train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, config.seed)
+        train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train, val = source.subset(train_idx), source.subset(val_idx)
         free = val.with_config(without_defects(degrade_config))
         described = {"source": "online", "folder": display_path(online),
                      "degrade": [member.to_dict() for member in degrade_config]}
     else:
         source = data.PairSource(dataset, max_pixels=max_pixels)
-        train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, config.seed)
+        train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train = source.subset([source.names[i] for i in train_idx])
         val = source.subset([source.names[i] for i in val_idx])
         free = None
@@ -344,15 +363,16 @@ def train_mask(
         config = dataclasses.replace(config, arch=UNetConfig.from_dict(init_header["arch"]))
         started_from = lineage(config.init, init_header)
     else:
-        model = new_unet(config.arch, config.seed)
+        model, init_header = new_unet(config.arch, config.seed), None
+    config = resolve_split_seed(config, init_header)
     train, val, free, described = _sources(dataset, online, config, max_pixels)
     batches = data.Batches(train, config.batch, config.crop, config.seed)
     by_epochs = None if config.epochs is None else max(1, round(config.epochs * batches.steps_per_epoch))
     steps = min(s for s in (config.steps, by_epochs) if s is not None)
-    val_batches = data.validation_set(val, config.val_crops, config.batch, config.crop, config.seed)
+    val_batches = data.validation_set(val, config.val_crops, config.batch, config.crop, config.split_seed)
     optimizer = make_optimizer(model, config, steps)
     step_fn = make_train_step(mask_loss(config))
-    free_batches = [] if free is None else data.validation_set(free, config.val_crops, config.batch, config.crop, config.seed)
+    free_batches = [] if free is None else data.validation_set(free, config.val_crops, config.batch, config.crop, config.split_seed)
     evaluate = make_evaluator(config, val_batches, free_batches)
     settings = {**config.to_dict(), "steps": steps}
     log.info("mask U-Net: %d parameters, %d steps of %d x %dpx crops, %d train / %d val images",
