@@ -39,7 +39,9 @@ the detector passes on both the output and the scan (``--rule min``) pooled at 2
 measured with the third-stage detector.) Rerun for the shipped six-stage detector and the
 GPU-tuned restoration model (2026-11-27, 1.6 min): 25.79 / 25.80 / 25.80 / 25.78 / 25.77 / 25.73
 dB at 0.8 / 0.9 / 0.95 / 0.97 / 0.98 / 0.99, 24.91 with nothing inpainted: its own validation's
-0.95 stands. (Its last stage trained with seed 1, so it saw ~36 of these 40 images.)
+0.95 stands. (Its last stage trained with seed 1, so it saw ~36 of these 40 images.) With the
+restoration model's next GPU stage (2026-11-27 03:30): 25.81 / 25.83 / 25.82 / 25.81 / 25.79 /
+25.75 dB at the same thresholds, 24.92 with nothing inpainted.
 """
 
 from __future__ import annotations
