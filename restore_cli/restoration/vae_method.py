@@ -59,7 +59,10 @@ levels). On the real prints of ``old_photos`` the network changes little either 
 Where the gate is fully closed (g = 0) the network is not run at all and the detector looks at
 the scan, which is what it would see anyway up to the network's tiny change: the method then
 costs what hybrid costs (Set12 make bench data: ``scratches`` 34.19 -> 34.20 dB, where 4 of the
-12 images have g = 0; every other preset identical to 0.01 dB).
+12 images have g = 0; every other preset identical to 0.01 dB). A lower ramp, so that the grain
+of ``old-photo`` images estimated at 2-5 levels is denoised too (2026-11-27, restoration model
+of that day, Set12 make bench data): 1.5-4.5 levels gave ``old-photo`` 24.43 -> 24.44 dB and
+``scratches`` 35.00 -> 34.80, 0.5-1.5 levels 24.44 and 34.31: the ramp stays.
 """
 
 from __future__ import annotations
