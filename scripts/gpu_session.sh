@@ -99,24 +99,24 @@ fine_tune() {
     -o "$work/$name/$name.safetensors" --steps "$steps" --checkpoint-every $(( steps / 8 > 50 ? steps / 8 : 50 ))
 }
 
-# The detector: more steps of the same online mixture, with bigger batches than a CPU allows.
-mask() {
-  local from=(--init "$init/mask_unet.safetensors")
-  [ "${MASK_FROM_SCRATCH:-0}" = 1 ] && from=()
-  fine_tune mask_unet train-mask --online "$data/train400" "${from[@]}" --batch 32 --crop 160 \
-    --lr 3e-4 --data-workers "$workers" --seed 0 ${MASK_ARGS:-}
+# detector NAME EXTRA_FLAGS [INIT_FLAGS...]: the detector's online mixture, with bigger batches than a CPU allows.
+detector() {
+  local name=$1 extra=$2; shift 2
+  fine_tune "$name" train-mask --online "$data/train400" "$@" --batch 32 --crop 160 \
+    --lr 3e-4 --data-workers "$workers" --seed 0 $extra
 }
+# The shipped detector, fine-tuned (or a new one with MASK_FROM_SCRATCH=1).
+mask() {
+  if [ "${MASK_FROM_SCRATCH:-0}" = 1 ]; then detector mask_unet "${MASK_ARGS:-}"
+  else detector mask_unet "${MASK_ARGS:-}" --init "$init/mask_unet.safetensors"; fi
+}
+# A second detector from scratch, for an A/B test beside `mask` (see JOBS above).
+mask_b() { detector mask_b "${MASK_B_ARGS:-}"; }
 
 # The restoration model: the third stage's recipe, with batches a GPU can take.
 vae() {
   fine_tune vae train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
     --init "$init/vae.safetensors" --crop 128 --batch 16 --lr 1e-4 --data-workers "$workers" --seed 3 ${VAE_ARGS:-}
-}
-
-# A second detector from scratch, for an A/B test beside `mask` (see JOBS above).
-mask_b() {
-  fine_tune mask_b train-mask --online "$data/train400" --batch 32 --crop 160 --lr 3e-4 \
-    --data-workers "$workers" --seed 0 ${MASK_B_ARGS:-}
 }
 
 declare -A pids rcs
