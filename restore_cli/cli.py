@@ -388,9 +388,10 @@ def restore_command(
                           "repair threshold)."),
     ] = None,
     mask_views: Annotated[
-        int, typer.Option(help="Average the detector over this many flips/rotations of each image (1, 2, 4 or 8): "
-                               "fewer false alarms on thin natural lines, one detector pass per view.")
-    ] = 1,
+        Optional[int], typer.Option(help="Average the detector over this many flips/rotations of each image (1, 2, 4 or 8): "
+                                         "fewer false alarms on thin natural lines, one detector pass per view. "
+                                         "Default: 4 for auto and vae, 1 for hybrid (the fast method).")
+    ] = None,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[

@@ -8,12 +8,12 @@ images (seed 0 split), each degraded by the detector's training mixture with and
 defects, and prints the pooled PSNR per threshold, binned by the scan's estimated noise (what
 auto can know at run time), so the threshold is chosen on data that is not a benchmark.
 
-    .venv/bin/python scripts/auto_threshold_sweep.py ../shared/datasets/train400 [--rule min] [--views 4]
+    .venv/bin/python scripts/auto_threshold_sweep.py ../shared/datasets/train400 [--rule min] [--views 1]
 
 ``--rule min`` flags where both the detector on the output and the detector on the scan pass
 (one more detector pass on noisy scans); ``--views N`` averages the detector over N flips and
-rotations (``restore restore --mask-views``). Results are quoted in restore_cli/train/mask.py;
-with 4 views (2026-11-27, restoration model of 03:30, 1.8 min) the pooled PSNR peaks at 0.7
+rotations (``restore restore --mask-views``; default 4, as ``auto`` since 2026-11-27). Results are
+quoted in restore_cli/train/mask.py; with 4 views (2026-11-27, restoration model of 03:30, 1.8 min) the pooled PSNR peaks at 0.7
 (25.84 / 25.88 / 25.85 / 25.84 / 25.81 dB at 0.5 / 0.7 / 0.8 / 0.9 / 0.95) against 25.82 for one
 view at 0.95 (25.83 at 0.9). Caveat: the restoration model's second stage trained with seed 1,
 so it saw ~36 of these 40 images (never their held-out crops' exact degradations).
@@ -29,7 +29,7 @@ import numpy as np
 
 from restore_cli.restoration.classical import noise_sigma
 from restore_cli.restoration.mask_detector import MaskDetector
-from restore_cli.restoration.vae_method import (DEFAULT_DOMAIN_WEIGHTS, VAERestorer, noise_gate,
+from restore_cli.restoration.vae_method import (DEFAULT_DOMAIN_WEIGHTS, NETWORK_MASK_VIEWS, VAERestorer, noise_gate,
                                                  parse_domain_weights, restore_pixels)
 from restore_cli.train import data
 from restore_cli.train.mask import online_degrade_config, without_defects
@@ -49,7 +49,7 @@ class _OnceRestorer:
         return np.array(self.output, np.float32)
 
 
-def sweep(train400: Path, checkpoints: Path, rule: str, reps: int, views: int = 1) -> list[dict]:
+def sweep(train400: Path, checkpoints: Path, rule: str, reps: int, views: int = NETWORK_MASK_VIEWS) -> list[dict]:
     """One record per sample: kind, estimated noise, pixel count and squared error per threshold."""
     mixture = online_degrade_config()
     source = data.OnlineSource.from_folder(train400, mixture)
@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=Path, default=Path("checkpoints"))
     parser.add_argument("--rule", choices=("output", "min"), default="output")
     parser.add_argument("--reps", type=int, default=1, help="samples per image and mixture member")
-    parser.add_argument("--views", type=int, default=1, help="detector flips/rotations averaged (--mask-views)")
+    parser.add_argument("--views", type=int, default=NETWORK_MASK_VIEWS,
+                        help="detector flips/rotations averaged (--mask-views; default: auto's)")
     args = parser.parse_args()
     report(sweep(args.train400, args.checkpoints, args.rule, args.reps, args.views))
     sys.stdout.flush()

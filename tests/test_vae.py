@@ -351,3 +351,31 @@ def test_vae_method_in_the_method_table(tiny_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="vae.safetensors"):
         methods.METHODS["vae"](methods.MethodSettings(checkpoints=tmp_path, user_masks=True))
     assert methods.METHODS["auto"](methods.MethodSettings(checkpoints=tmp_path, user_masks=True)).name == "auto"
+
+
+def test_network_methods_average_four_detector_views_and_hybrid_keeps_one(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from restore_cli.restoration import mask_detector, methods
+
+    path, _ = tiny_checkpoint
+    shutil.copy(path, tmp_path / path.name)
+    (tmp_path / methods.MASK_CHECKPOINT).write_bytes(b"stand-in")  # loading is faked below
+    loaded = []
+
+    class FakeDetector:
+        repair_threshold, compile_count = 0.95, 0
+
+        def __init__(self, views):
+            self.views = views
+
+    monkeypatch.setattr(mask_detector.MaskDetector, "load",
+                        classmethod(lambda cls, p, **kw: loaded.append(kw["views"]) or FakeDetector(kw["views"])))
+
+    def views(name, **given):
+        method = methods.METHODS[name](methods.MethodSettings(checkpoints=tmp_path, tile=32, **given))
+        return loaded[-1], method.recipe().get("mask_views")
+
+    assert views("auto") == (4, 4) and views("vae") == (4, 4)  # the quality methods: four views by default
+    assert views("hybrid") == (1, None)  # the fast one: one pass, and its recipe as before views existed
+    assert views("auto", mask_views=2) == (2, 2) and views("hybrid", mask_views=8) == (8, 8)  # --mask-views wins

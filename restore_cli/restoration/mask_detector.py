@@ -53,8 +53,10 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 #: `scratches`, lose 0.04 dB on `old-photo`, at 1.3-1.5x the time per image; on held-out Train400
 #: (scripts/auto_threshold_sweep.py, the detector's own mixture) they pool 25.81 dB against 25.82
 #: for 1 view (their best there is 0.7: 25.88, which on Set12 loses 0.03-0.10 dB on the Gaussian
-#: rows). Not confirmed on held-out data, and 4x the detector's time (the 1024x1024 goal is 1 s):
-#: so 1 view stays the default and ``--mask-views 4`` is the quality option.
+#: rows). Whole images no model trained on (scikit-image's photographs, scripts/whole_image_check.py)
+#: agreed with Set12 in direction, so ``auto`` and ``vae`` now average 4 views by default
+#: (restore_cli.restoration.vae_method.NETWORK_MASK_VIEWS); ``hybrid`` keeps 1 (the fast method, and
+#: the 1024x1024 speed figure of the README).
 DIHEDRAL = (
     (lambda x: x, lambda y: y),
     (lambda x: x[:, ::-1], lambda y: y[:, ::-1]),

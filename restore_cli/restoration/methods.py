@@ -52,7 +52,7 @@ class MethodSettings:
     """What the command line says about *how* to restore (not which files)."""
 
     mask_threshold: float | None = None  # None: the mask checkpoint's repair threshold
-    mask_views: int = 1  # flips/rotations the detector's probabilities are averaged over: one of MASK_VIEWS
+    mask_views: int | None = None  # detector flips/rotations averaged, one of MASK_VIEWS; None: the method's own
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
@@ -217,6 +217,7 @@ class Hybrid:
 
     def __init__(self, settings: MethodSettings):
         self.settings = settings
+        self.views = settings.mask_views or 1  # the fast method: one detector pass unless asked
         self.detector = None
         self.checkpoint: Path | None = None
         if not settings.user_masks:
@@ -225,7 +226,7 @@ class Hybrid:
             from restore_cli.restoration.mask_detector import MaskDetector
 
             self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch,
-                                              large=settings.large_tiles, views=settings.mask_views)
+                                              large=settings.large_tiles, views=self.views)
 
     def recipe(self) -> dict[str, Any]:
         recipe: dict[str, Any] = {"method": self.name}
@@ -233,8 +234,8 @@ class Hybrid:
             recipe["mask_model"] = file_sha256(self.checkpoint)
             threshold = self.settings.mask_threshold
             recipe["mask_threshold"] = self.detector.repair_threshold if threshold is None else threshold
-            if self.settings.mask_views != 1:  # absent at the default, so earlier outputs stay current
-                recipe["mask_views"] = self.settings.mask_views
+            if self.views != 1:  # absent for one view, so hybrid outputs made before views existed stay current
+                recipe["mask_views"] = self.views
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:

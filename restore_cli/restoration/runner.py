@@ -50,7 +50,7 @@ class RestoreOptions:
     masks: Path | None = None
     save_masks: Path | None = None
     mask_threshold: float | None = None
-    mask_views: int = 1
+    mask_views: int | None = None  # None: the method's default (vae_method.NETWORK_MASK_VIEWS, hybrid 1)
     tile: int = 256
     max_memory: str | None = None
     device: str = "auto"
@@ -69,7 +69,7 @@ def _settings(options: RestoreOptions) -> MethodSettings:
         raise UsageError(f"--tile {options.tile}: must be a multiple of 16, at least {MIN_TILE}")
     if options.mask_threshold is not None and not 0.0 < options.mask_threshold < 1.0:
         raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
-    if options.mask_views not in MASK_VIEWS:
+    if options.mask_views is not None and options.mask_views not in MASK_VIEWS:
         raise UsageError(f"--mask-views {options.mask_views}: choose one of {', '.join(map(str, MASK_VIEWS))}")
     if options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
