@@ -392,6 +392,11 @@ def restore_command(
                                          "fewer false alarms on thin natural lines, one detector pass per view. "
                                          "Default: 4 for auto and vae, 1 for hybrid (the fast method).")
     ] = None,
+    mask_scales: Annotated[
+        int, typer.Option(help="Also run the detector on this many halvings of each image (0-4) and keep the "
+                               "highest probability: for high-resolution scans, whose defects are wider than the "
+                               "1-4 px it was trained on (more false alarms; see the README).")
+    ] = 0,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[
@@ -430,7 +435,8 @@ def restore_command(
         options = RestoreOptions(
             inputs=paths_or_stdin(inputs, "input image or folder"), output=output, method=method,
             recursive=recursive, fmt=fmt, suffix=suffix, in_place=in_place, masks=masks, save_masks=save_masks,
-            mask_threshold=mask_threshold, mask_views=mask_views, tile=tile, max_memory=max_memory, device=device,
+            mask_threshold=mask_threshold, mask_views=mask_views, mask_scales=mask_scales, tile=tile,
+            max_memory=max_memory, device=device,
             domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,
             shard=shard, max_pixels=max_pixels,
         )

@@ -213,6 +213,7 @@ def test_shards_cover_every_file_exactly_once(tmp_path: Path) -> None:
         (["--max-memory", "lots"], "--max-memory"),
         (["--device", "tpu"], "--device"),
         (["--mask-views", "3"], "--mask-views 3: choose one of 1, 2, 4, 8"),
+        (["--mask-scales", "5"], "--mask-scales 5: choose one of 0, 1, 2, 3, 4"),
     ],
 )
 def test_usage_errors_exit_2(tmp_path: Path, extra: list[str], message: str) -> None:

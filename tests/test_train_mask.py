@@ -387,3 +387,24 @@ def test_detector_views_average_flips_and_rotations(trained):
     assert eight.probabilities(x).shape == x.shape and eight.compile_count == 1  # square tiles: one shape
     with pytest.raises(ValueError, match="views"):
         MaskDetector.load(trained.checkpoint, views=9)
+
+
+def test_detector_scales_keep_the_highest_probability_of_the_coarser_halvings(trained):
+    from PIL import Image
+    from scipy import ndimage
+
+    from restore_cli.restoration.mask_detector import MIN_SCALE_SIDE
+
+    x = np.random.default_rng(2).random((2 * MIN_SCALE_SIDE + 4, 2 * MIN_SCALE_SIDE + 44), dtype=np.float32)
+    full = MaskDetector.load(trained.checkpoint, tile=32, overlap=8)
+    one, two = (MaskDetector.load(trained.checkpoint, tile=32, overlap=8, scales=n) for n in (1, 2))
+    h, w = x.shape
+    half = np.asarray(Image.fromarray(x).resize((round(w / 2), round(h / 2)), Image.BOX), np.float32)
+    enlarged = np.asarray(Image.fromarray(full.probabilities(half)).resize((w, h), Image.BILINEAR), np.float32)
+    enlarged = ndimage.maximum_filter(enlarged, size=3)  # placed to within a pixel at full size: grown by one
+    p = one.probabilities(x)
+    assert p.shape == x.shape and np.all(p >= full.probabilities(x))
+    np.testing.assert_allclose(p, np.maximum(full.probabilities(x), enlarged), atol=1e-6)
+    np.testing.assert_array_equal(two.probabilities(x), p)  # a quarter would be under MIN_SCALE_SIDE: not used
+    with pytest.raises(ValueError, match="scales"):
+        MaskDetector.load(trained.checkpoint, scales=-1)

@@ -5,6 +5,6 @@ Adding a section = one module with those two members and one line in :data:`SECT
 
 from __future__ import annotations
 
-from bench.sections import degrade, denoise, old_photo, real_photos, speed
+from bench.sections import degrade, denoise, old_photo, real_photos, scan_scale, speed
 
-SECTIONS = {module.NAME: module.run for module in (degrade, denoise, old_photo, speed, real_photos)}
+SECTIONS = {module.NAME: module.run for module in (degrade, denoise, old_photo, scan_scale, speed, real_photos)}

@@ -30,6 +30,8 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
+from PIL import Image
+from scipy import ndimage
 
 from restore_cli.models.checkpoint import load_model
 from restore_cli.models.unet import UNet, build_unet
@@ -69,6 +71,16 @@ DIHEDRAL = (
 )
 
 
+#: Coarser levels (``scales``) stop before the image's shorter side falls under this many pixels.
+MIN_SCALE_SIDE = 128
+
+
+def _resize(plane: np.ndarray, height: int, width: int, method: int) -> np.ndarray:
+    """A float32 plane resized with PIL (``Image.BOX`` to shrink, ``Image.BILINEAR`` to enlarge)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(plane, np.float32)).resize((width, height), method),
+                      np.float32)
+
+
 class MaskDetector:
     """A loaded mask U-Net: ``probabilities(luma)`` per pixel, ``predict`` / ``repair_mask`` as boolean masks.
 
@@ -83,10 +95,13 @@ class MaskDetector:
     """
 
     def __init__(self, model: UNet, header: dict[str, Any] | None = None, *, tile: int = 384, overlap: int = 32,
-                 batch: int = 1, large: bool = False, views: int = 1):
+                 batch: int = 1, large: bool = False, views: int = 1, scales: int = 0):
         if not 1 <= views <= len(DIHEDRAL):
             raise ValueError(f"views must be 1..{len(DIHEDRAL)}, got {views}")
+        if scales < 0:
+            raise ValueError(f"scales must be >= 0, got {scales}")
         self.views = views  # flips/rotations averaged (DIHEDRAL)
+        self.scales = scales  # coarser halvings also looked at (see probabilities)
         self.header = dict(header or {})
         self.config = model.config
         m = self.config.multiple  # infer_tiled needs tile and overlap on the network's grid
@@ -120,13 +135,30 @@ class MaskDetector:
         """Defect probability per pixel, float32 (H, W), for a luminance image (H, W) or (H, W, 1) in [0, 1].
 
         An (H, W, 3) RGB image is converted to BT.601 luminance first. With ``views`` > 1, the mean
-        over that many flips/rotations of the image (:data:`DIHEDRAL`).
+        over that many flips/rotations of the image (:data:`DIHEDRAL`). With ``scales`` = N > 0, the
+        maximum of that and the same at 1/2, 1/4, ... 1/2^N of the size (box-filtered down, the
+        probabilities enlarged back bilinearly and grown by half the factor), stopping before the shorter side falls under
+        :data:`MIN_SCALE_SIDE`: the network learned defects 1-4 px wide, and on a high-resolution
+        scan they are wider (see ``--mask-scales`` in the README).
         """
         luma = np.asarray(luma, dtype=np.float32)
         if luma.ndim == 3:
             luma = luma[:, :, 0] if luma.shape[2] == 1 else luma[:, :, :3] @ _LUMA
         if luma.ndim != 2 or min(luma.shape) < 1:
             raise ValueError(f"expected a 2-D luminance image, got shape {luma.shape}")
+        height, width = luma.shape
+        prob = self._views_mean(luma)
+        for level in range(1, self.scales + 1):
+            factor = 2**level
+            if min(height, width) / factor < MIN_SCALE_SIDE:
+                break
+            small = _resize(luma, round(height / factor), round(width / factor), Image.BOX)
+            coarse = _resize(self._views_mean(small), height, width, Image.BILINEAR)
+            # A defect found at 1/factor is placed to within ~factor/2 px here: grow it by that much.
+            np.maximum(prob, ndimage.maximum_filter(coarse, size=factor + 1), out=prob)
+        return prob
+
+    def _views_mean(self, luma: np.ndarray) -> np.ndarray:
         total = np.zeros(luma.shape, np.float32)
         for forward, inverse in DIHEDRAL[:self.views]:
             view = np.ascontiguousarray(forward(luma))

@@ -45,6 +45,8 @@ MIN_TILE = 128
 BYTES_PER_TILE_PIXEL = 2048
 #: --mask-views choices: the first 1, 2, 4 or 8 of restore_cli.restoration.mask_detector.DIHEDRAL.
 MASK_VIEWS = (1, 2, 4, 8)
+#: --mask-scales choices: coarser halvings the detector also looks at (MaskDetector.probabilities).
+MASK_SCALES = (0, 1, 2, 3, 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,7 @@ class MethodSettings:
 
     mask_threshold: float | None = None  # None: the mask checkpoint's repair threshold
     mask_views: int | None = None  # detector flips/rotations averaged, one of MASK_VIEWS; None: the method's own
+    mask_scales: int = 0  # coarser halvings the detector also looks at, one of MASK_SCALES
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
@@ -226,7 +229,8 @@ class Hybrid:
             from restore_cli.restoration.mask_detector import MaskDetector
 
             self.detector = MaskDetector.load(self.checkpoint, tile=settings.tile, batch=settings.batch,
-                                              large=settings.large_tiles, views=self.views)
+                                              large=settings.large_tiles, views=self.views,
+                                              scales=settings.mask_scales)
 
     def recipe(self) -> dict[str, Any]:
         recipe: dict[str, Any] = {"method": self.name}
@@ -236,6 +240,8 @@ class Hybrid:
             recipe["mask_threshold"] = self.detector.repair_threshold if threshold is None else threshold
             if self.views != 1:  # absent for one view, so hybrid outputs made before views existed stay current
                 recipe["mask_views"] = self.views
+            if self.settings.mask_scales:
+                recipe["mask_scales"] = self.settings.mask_scales
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:

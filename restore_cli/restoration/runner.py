@@ -32,7 +32,7 @@ from restore_cli.restoration import sidecar
 from restore_cli.restoration.jobs import Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
-    DEFAULT_METHOD, DEVICES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
+    DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
 )
 
 log = logging.getLogger("restore.restore")
@@ -51,6 +51,7 @@ class RestoreOptions:
     save_masks: Path | None = None
     mask_threshold: float | None = None
     mask_views: int | None = None  # None: the method's default (vae_method.NETWORK_MASK_VIEWS, hybrid 1)
+    mask_scales: int = 0
     tile: int = 256
     max_memory: str | None = None
     device: str = "auto"
@@ -71,6 +72,8 @@ def _settings(options: RestoreOptions) -> MethodSettings:
         raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
     if options.mask_views is not None and options.mask_views not in MASK_VIEWS:
         raise UsageError(f"--mask-views {options.mask_views}: choose one of {', '.join(map(str, MASK_VIEWS))}")
+    if options.mask_scales not in MASK_SCALES:
+        raise UsageError(f"--mask-scales {options.mask_scales}: choose one of {', '.join(map(str, MASK_SCALES))}")
     if options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
     if options.masks is not None and not options.masks.is_dir():
@@ -78,7 +81,7 @@ def _settings(options: RestoreOptions) -> MethodSettings:
     tile, batch = plan_tiles(options.tile, parse_size(options.max_memory) if options.max_memory else None)
     extra = {"checkpoints": options.checkpoints} if options.checkpoints else {}
     return MethodSettings(
-        mask_threshold=options.mask_threshold, mask_views=options.mask_views, user_masks=options.masks is not None,
+        mask_threshold=options.mask_threshold, mask_views=options.mask_views, mask_scales=options.mask_scales, user_masks=options.masks is not None,
         tile=tile, batch=batch,
         large_tiles=not options.max_memory, device=options.device, domain_weights=options.domain_weights, **extra,
     )
