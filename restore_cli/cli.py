@@ -388,9 +388,9 @@ def restore_command(
                           "repair threshold)."),
     ] = None,
     mask_views: Annotated[
-        Optional[int], typer.Option(help="Average the detector over this many flips/rotations of each image (1, 2, 4 or 8): "
-                                         "fewer false alarms on thin natural lines, one detector pass per view. "
-                                         "Default: 4 for auto and vae, 1 for hybrid (the fast method).")
+        Optional[int], typer.Option(help="Average the detector over this many flips/rotations of each image "
+                                         "(1, 2, 4 or 8): fewer false alarms on thin natural lines, one detector "
+                                         "pass per view. Default: 4 for auto and vae, 1 for hybrid (the fast method).")
     ] = None,
     mask_scales: Annotated[
         int, typer.Option(help="Also run the detector on this many halvings of each image (0-4) and keep the "

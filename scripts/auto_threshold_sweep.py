@@ -13,9 +13,9 @@ auto can know at run time), so the threshold is chosen on data that is not a ben
 ``--rule min`` flags where both the detector on the output and the detector on the scan pass
 (one more detector pass on noisy scans); ``--views N`` averages the detector over N flips and
 rotations (``restore restore --mask-views``; default 4, as ``auto`` since 2026-11-27). Results are
-quoted in restore_cli/train/mask.py; with 4 views (2026-11-27, restoration model of 03:30, 1.8 min) the pooled PSNR peaks at 0.7
-(25.84 / 25.88 / 25.85 / 25.84 / 25.81 dB at 0.5 / 0.7 / 0.8 / 0.9 / 0.95) against 25.82 for one
-view at 0.95 (25.83 at 0.9). Caveat: the restoration model's second stage trained with seed 1,
+quoted in restore_cli/train/mask.py; with 4 views (2026-11-27, restoration model of 03:30, 1.8 min)
+the pooled PSNR peaks at 0.7 (25.84 / 25.88 / 25.85 / 25.84 / 25.81 dB at 0.5 / 0.7 / 0.8 / 0.9 /
+0.95) against 25.82 for one view at 0.95 (25.83 at 0.9). Caveat: the restoration model's second stage trained with seed 1,
 so it saw ~36 of these 40 images (never their held-out crops' exact degradations).
 """
 

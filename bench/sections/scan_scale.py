@@ -48,7 +48,8 @@ def run(ctx: Context) -> list[Table]:
                   **{k: scores.get(k) for k in ("PSNR", "SSIM", "iou", "f1", "precision", "recall", "pooled_f1")})
     table.add(**true_mask_row(ctx, "hybrid inpainting + true mask (reference)", "hybrid", data, runs / "true-mask"))
     table.notes.append(f"Data: `restore degrade SET12 --preset scratches --seed 0 --gray`, then every image enlarged "
-                       f"{FACTOR}x by PIL (bicubic; masks bilinear, kept where >= 64 of 255). Mask scores: mean over images; pooled F1 counts all pixels at once.")
+                       f"{FACTOR}x by PIL (bicubic; masks bilinear, kept where >= 64 of 255). Mask scores: mean over "
+                       "images; pooled F1 counts all pixels at once.")
     return [table]
 
 

@@ -137,8 +137,8 @@ class MaskDetector:
         An (H, W, 3) RGB image is converted to BT.601 luminance first. With ``views`` > 1, the mean
         over that many flips/rotations of the image (:data:`DIHEDRAL`). With ``scales`` = N > 0, the
         maximum of that and the same at 1/2, 1/4, ... 1/2^N of the size (box-filtered down, the
-        probabilities enlarged back bilinearly and grown by half the factor), stopping before the shorter side falls under
-        :data:`MIN_SCALE_SIDE`: the network learned defects 1-4 px wide, and on a high-resolution
+        probabilities enlarged back bilinearly and grown by half the factor), stopping before the
+        shorter side falls under :data:`MIN_SCALE_SIDE`: the network learned defects 1-4 px wide, and on a high-resolution
         scan they are wider (see ``--mask-scales`` in the README).
         """
         luma = np.asarray(luma, dtype=np.float32)

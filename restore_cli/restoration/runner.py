@@ -81,8 +81,8 @@ def _settings(options: RestoreOptions) -> MethodSettings:
     tile, batch = plan_tiles(options.tile, parse_size(options.max_memory) if options.max_memory else None)
     extra = {"checkpoints": options.checkpoints} if options.checkpoints else {}
     return MethodSettings(
-        mask_threshold=options.mask_threshold, mask_views=options.mask_views, mask_scales=options.mask_scales, user_masks=options.masks is not None,
-        tile=tile, batch=batch,
+        mask_threshold=options.mask_threshold, mask_views=options.mask_views, mask_scales=options.mask_scales,
+        user_masks=options.masks is not None, tile=tile, batch=batch,
         large_tiles=not options.max_memory, device=options.device, domain_weights=options.domain_weights, **extra,
     )
 

@@ -3,8 +3,8 @@
 The network restores the luminance (denoising, deblurring, partly repairing defects) with its
 mask channel left empty; the defect mask (from ``--masks``, else the mask detector at its repair
 threshold averaged over :data:`NETWORK_MASK_VIEWS` flips/rotations, run on the network's output,
-when its checkpoint is there, else none, with a warning) is then filled by the same biharmonic inpainting as the hybrid method, on the
-network's output.
+when its checkpoint is there, else none, with a warning) is then filled by the same biharmonic
+inpainting as the hybrid method, on the network's output.
 
 Why detect on the output rather than on the scan? Noise and grain the network removed can no
 longer be mistaken for dust or cracks, and the defects themselves pass through it unchanged
