@@ -308,7 +308,8 @@ def train_mask(
     val_fraction: Annotated[Optional[float], typer.Option(help="Fraction of the images held out for validation.")] = None,
     val_count: Annotated[Optional[int], typer.Option(min=1, help="Hold out this many images instead of --val-fraction.")] = None,
     split_seed: Annotated[
-        Optional[int], typer.Option(help="Seed of the held-out split and validation crops (default: the --init checkpoint's, else --seed).")
+        Optional[int], typer.Option(help="Seed of the held-out split and validation crops "
+                                         "(default: the --init checkpoint's, else --seed).")
     ] = None,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,

@@ -119,7 +119,7 @@ vae() {
     --init "$init/vae.safetensors" --crop 128 --batch 16 --lr 1e-4 --data-workers "$workers" --seed 3 ${VAE_ARGS:-}
 }
 
-declare -A pids rcs
+declare -A pids
 for job in ${JOBS:-mask vae}; do
   case $job in
     mask|vae|mask_b) "$job" > "$work/$job.log" 2>&1 & pids[$job]=$! ;;
@@ -128,14 +128,14 @@ for job in ${JOBS:-mask vae}; do
 done
 status=0
 for job in "${!pids[@]}"; do
-  wait "${pids[$job]}"; rcs[$job]=$?
-  [ "${rcs[$job]}" -eq 0 ] || status=1
+  wait "${pids[$job]}"; rc=$?
+  [ "$rc" -eq 0 ] || status=1
   tail -n 20 "$work/$job.log"
   name=$job; [ "$job" = mask ] && name=mask_unet
   for ext in safetensors metrics.jsonl curves.png; do
     [ -f "$work/$name/$name.$ext" ] && cp "$work/$name/$name.$ext" "$OUT/"
   done
-  echo "gpu_session: $job rc ${rcs[$job]}"
+  echo "gpu_session: $job rc $rc"
 done
 echo "gpu_session: $(( $(date +%s) - start )) s; results in $OUT"
 exit $status

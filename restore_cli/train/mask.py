@@ -372,10 +372,13 @@ def train_mask(
     batches = data.Batches(train, config.batch, config.crop, config.seed)
     by_epochs = None if config.epochs is None else max(1, round(config.epochs * batches.steps_per_epoch))
     steps = min(s for s in (config.steps, by_epochs) if s is not None)
-    val_batches = data.validation_set(val, config.val_crops, config.batch, config.crop, config.split_seed)
+    def validation(source) -> list[data.Batch]:  # the same crops every run: they follow split_seed
+        return data.validation_set(source, config.val_crops, config.batch, config.crop, config.split_seed)
+
+    val_batches = validation(val)
     optimizer = make_optimizer(model, config, steps)
     step_fn = make_train_step(mask_loss(config))
-    free_batches = [] if free is None else data.validation_set(free, config.val_crops, config.batch, config.crop, config.split_seed)
+    free_batches = [] if free is None else validation(free)
     evaluate = make_evaluator(config, val_batches, free_batches)
     settings = {**config.to_dict(), "steps": steps}
     log.info("mask U-Net: %d parameters, %d steps of %d x %dpx crops, %d train / %d val images",
