@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--true-mask", action="store_true", help="pass the drawn mask with --masks")
     parser.add_argument("--width", type=int, default=6000)
     parser.add_argument("--height", type=int, default=4000)
+    parser.add_argument("--checkpoints", help="models folder passed on to `restore restore` (default: the shipped ones)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="restore-big-") as tmp:
         root = Path(tmp)
@@ -72,6 +73,8 @@ def main() -> None:
                    "--method", args.method, "--quiet"]
         if args.true_mask:
             command += ["--masks", str(root / "masks")]
+        if args.checkpoints:
+            command += ["--checkpoints", args.checkpoints]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         seconds = time.perf_counter() - start

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder holding set12/, old_photos/ (default: ../shared/datasets)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="results folder")
     parser.add_argument("--quick", action="store_true", help="a short run (< 5 min): 3 images, sigma 25, small scan")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="score the models in this folder instead of checkpoints/ (e.g. a candidate before shipping it)")
     parser.add_argument("--only", default="", help=f"comma-separated sections to run (of: {', '.join(SECTIONS)})")
     args = parser.parse_args(argv)
     args.sections = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
@@ -63,7 +65,8 @@ def run_sections(ctx: Context, names: list[str]) -> list[SectionResult]:
 
 def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     args = parse_args(argv)
-    ctx = ctx or Context(data=args.data.resolve(), out=args.out.resolve(), quick=args.quick)
+    ctx = ctx or Context(data=args.data.resolve(), out=args.out.resolve(), quick=args.quick,
+                         models=args.checkpoints.resolve() if args.checkpoints else None)
     ctx.prepare()
     ctx.log(f"data {ctx.data}, out {ctx.out}{' (quick)' if ctx.quick else ''}; sections {', '.join(args.sections)}")
     info = machine.describe()

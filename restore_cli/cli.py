@@ -311,6 +311,12 @@ def train_mask(
         Optional[int], typer.Option(help="Seed of the held-out split and validation crops "
                                          "(default: the --init checkpoint's, else --seed).")
     ] = None,
+    zoom: Annotated[
+        Optional[float], typer.Option(help="Scan-resolution augmentation: a share of the crops (--zoom-prob) enlarged "
+                                           "by up to this factor, damage included (default 1: off).", show_default=False)
+    ] = None,
+    zoom_prob: Annotated[Optional[float], typer.Option(help="Share of the crops --zoom enlarges (default 0.5).",
+                                                       show_default=False)] = None,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
@@ -341,7 +347,8 @@ def train_mask(
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
-                 "init": None if init is None else str(init), "split_seed": split_seed}
+                 "init": None if init is None else str(init), "split_seed": split_seed,
+                 "zoom": zoom, "zoom_prob": zoom_prob}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

@@ -80,6 +80,22 @@ def test_untrained_original_models_get_a_row_that_says_how_to_train_them(tmp_pat
     assert row["note"].endswith("checkpoints/cr6/unet/vae.safetensors not found (make cr6)")
 
 
+def test_checkpoints_option_makes_every_restore_run_use_that_folder(dataset: Path, tmp_path: Path) -> None:
+    """`python -m bench.run --checkpoints DIR` scores a candidate without touching checkpoints/."""
+    from bench.run import parse_args
+    from bench.sections.runs import method_unavailable, run_method
+
+    assert parse_args(["--checkpoints", "cand"]).checkpoints == Path("cand")
+    empty = tmp_path / "candidate"
+    empty.mkdir()
+    ctx = Context(data=dataset, out=tmp_path / "out", models=empty)
+    assert ctx.checkpoints == empty and ctx.checkpoint_args() == ["--checkpoints", empty]
+    with pytest.raises(Exception) as failed:  # noqa: PT011 - BenchError, whose text is what matters
+        run_method(ctx, "hybrid", dataset / "set12", tmp_path / "run")
+    assert method_unavailable(failed.value).startswith("not available: ")
+    assert "candidate/mask_unet.safetensors" in str(failed.value)
+
+
 def test_failing_section_is_recorded_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
     out = tmp_path / "results"
     status = main(["--data", str(tmp_path / "nothing-here"), "--out", str(out), "--only", "denoise"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -110,6 +111,52 @@ def test_online_mixture_draws_every_member_reproducibly(folder):
     assert np.array_equal(batch["degraded"], data.Batches(source, batch=6, crop=24, seed=3)(0)["degraded"])
     single = data.OnlineSource.from_folder(folder / "clean", members[0], region=32)
     assert single.fingerprint() != source.fingerprint()
+
+
+class _OneLine:
+    """A source whose every sample is a flat gray crop with a one-pixel defect column in its middle."""
+
+    def __len__(self) -> int:
+        return 1
+
+    def sample(self, rng, index, crop, augment):
+        image, mask = np.full((crop, crop), 0.4, np.float32), np.zeros((crop, crop), np.float32)
+        image[:, crop // 2], mask[:, crop // 2] = 1.0, 1.0
+        return image, image.copy(), mask
+
+    def fingerprint(self) -> str:
+        return "one-line"
+
+
+def test_zoomed_samples_show_defects_as_wide_as_the_zoom_drawn():
+    crop, widths = 96, []
+    zoomed = data.ZoomedSource(_OneLine(), max_zoom=4.0, prob=1.0)
+    for seed in range(12):
+        degraded, clean, mask = zoomed.sample(np.random.default_rng(seed), 0, crop, augment=False)
+        assert degraded.shape == clean.shape == mask.shape == (crop, crop) and set(np.unique(mask)) <= {0.0, 1.0}
+        assert 0.0 <= degraded.min() and degraded.max() <= 1.0  # bicubic overshoot clipped
+        zoom = math.exp(np.random.default_rng(seed).uniform(0.0, math.log(4.0)))  # the draw the source made
+        small = max(data.ZoomedSource.MIN_SIDE, math.ceil(crop / zoom))
+        width, factor = mask.sum(axis=1).mean(), crop / small  # bilinear >= 1/4 of a 1 px line: 1.5 x the factor
+        assert 1.5 * factor - 1.5 <= width <= 1.5 * factor + 1.5, (seed, zoom, width)
+        widths.append(width)
+    assert max(widths) >= 3 and min(widths) < max(widths)
+    plain = data.ZoomedSource(_OneLine(), max_zoom=4.0, prob=0.0).sample(np.random.default_rng(0), 0, crop, False)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, _OneLine().sample(None, 0, crop, False)))
+    assert zoomed.fingerprint() != data.ZoomedSource(_OneLine(), 3.0, 1.0).fingerprint()
+
+
+def test_zoom_wraps_train_and_validation_sources_and_is_validated(folder):
+    from restore_cli.train.mask import _sources
+
+    config = dataclasses.replace(TINY, region=32, zoom=3.0, zoom_prob=0.5)
+    train, val, free, described = _sources(None, folder / "clean", config, 10**7)
+    assert all(isinstance(s, data.ZoomedSource) and s.max_zoom == 3.0 for s in (train, val, free))
+    assert described["zoom"] == {"max": 3.0, "prob": 0.5}
+    assert not isinstance(_sources(None, folder / "clean", TINY, 10**7)[0], data.ZoomedSource)
+    for bad in ({"zoom": 0.5}, {"zoom": 9.0}, {"zoom_prob": 1.5}):
+        with pytest.raises(UsageError, match="--zoom"):
+            dataclasses.replace(TINY, **bad)
 
 
 def test_repair_threshold_validation_adds_defect_free_crops_of_the_held_out_images(folder):

@@ -42,13 +42,18 @@ class Context:
     sigmas: tuple[int, ...] | None = None
     big_size: tuple[int, int] | None = None  # (width, height) of the "big scan" in the speed section
     methods: list[str] | None = None  # only these restore methods (None: every one in METHODS)
+    models: Path | None = None  # --checkpoints: score the models in this folder instead of the shipped ones
 
     def log(self, message: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     @property
     def checkpoints(self) -> Path:
-        return self.repo / "checkpoints"
+        return self.models or self.repo / "checkpoints"
+
+    def checkpoint_args(self) -> list[object]:
+        """``restore restore`` flags that pick this run's models (none for the shipped ones)."""
+        return [] if self.models is None else ["--checkpoints", self.models]
 
     def path(self, *parts: str, fresh: bool = False) -> Path:
         """A folder under OUT; ``fresh`` empties it first (restore skips outputs it already made)."""

@@ -95,7 +95,8 @@ def run_method(ctx: Context, method: str | None, inputs: Path, out: Path, user_m
     if out.exists():
         shutil.rmtree(out)
     restored, masks = out / "restored", out / "masks"
-    args: list[object] = ["restore", inputs, "-o", restored, "--save-masks", masks, "--json", "--verbose", *extra]
+    args: list[object] = ["restore", inputs, "-o", restored, "--save-masks", masks, "--json", "--verbose",
+                          *ctx.checkpoint_args(), *extra]  # a later --checkpoints in extra wins
     if method is not None:
         args += ["--method", method]
     if user_masks is not None:

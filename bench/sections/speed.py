@@ -138,7 +138,7 @@ def big_scan(ctx: Context) -> Table:
     for method, extra in runs:
         label = method + (" + true mask" if extra else "")
         cmd = [sys.executable, "-m", "bench.restore_big", "--method", method, "--width", str(width),
-               "--height", str(height), *extra]
+               "--height", str(height), *map(str, ctx.checkpoint_args()), *extra]
         ctx.log(f"speed: big scan, {label}: " + " ".join(cmd[2:]))
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ctx.repo)
         lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]

@@ -100,6 +100,8 @@ class MaskTrainConfig:
     seed: int = 0
     init: str | None = None  # start from this mask checkpoint's weights (its architecture wins)
     split_seed: int | None = None  # which images (and crops) validate; None: see resolve_split_seed
+    zoom: float = 1.0  # > 1: a share of the samples (train and validation) as scans at up to this
+    zoom_prob: float = 0.5  # many times the resolution (data.ZoomedSource); that share
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -113,6 +115,10 @@ class MaskTrainConfig:
         for name in ("batch", "steps", "log_every", "eval_every", "checkpoint_every", "val_crops"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 1.0 <= self.zoom <= 8.0:
+            raise UsageError(f"--zoom must be between 1 (off) and 8, got {self.zoom}")
+        if not 0.0 <= self.zoom_prob <= 1.0:
+            raise UsageError(f"--zoom-prob must be between 0 and 1, got {self.zoom_prob}")
         if not 0.0 < self.lr < float("inf"):
             raise UsageError(f"--lr must be positive, got {self.lr}")
 
@@ -334,6 +340,10 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
         val = source.subset([source.names[i] for i in val_idx])
         free = None
         described = {"source": "folder", "folder": display_path(dataset)}
+    if config.zoom > 1.0:  # validation too: its F1 and repair threshold then cover both scales
+        train, val, free = (None if s is None else data.ZoomedSource(s, config.zoom, config.zoom_prob)
+                            for s in (train, val, free))
+        described["zoom"] = {"max": config.zoom, "prob": config.zoom_prob}
     described.update(images=len(source), train_images=len(train), val_images=len(val),
                      fingerprint=source.fingerprint())
     described["repair_validation"] = "defect and defect-free crops" if free is not None else "defect crops"
