@@ -9,6 +9,9 @@
 #   here:        make gpu-kit          # .gpu/ (git-ignored): the datasets and the pinned flax/optax wheels
 #   device tool: run  command="bash scripts/gpu_session.sh"  carry=[".gpu"]  timeout_s=590
 #   here again:  cp <files_at>/*.safetensors checkpoints/  &&  make bench
+#   (or, to compare candidates first: a folder per candidate holding it as mask_unet.safetensors
+#   beside a copy of checkpoints/vae.safetensors, then `.venv/bin/python -m bench.run --checkpoints
+#   DIR --out DIR/bench --only denoise,old_photo,scan_scale,real_photos` for each)
 #
 # The machine's own Python (3.12) has JAX with CUDA, numpy, scikit-image, typer, rich, ...;
 # flax, optax and pypng are installed from the carried wheels so the NNX API is the pinned one
