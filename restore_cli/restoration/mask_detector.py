@@ -75,8 +75,9 @@ DIHEDRAL = (
 MIN_SCALE_SIDE = 128
 
 
-def _resize(plane: np.ndarray, height: int, width: int, method: int) -> np.ndarray:
-    """A float32 plane resized with PIL (``Image.BOX`` to shrink, ``Image.BILINEAR`` to enlarge)."""
+def resize_plane(plane: np.ndarray, height: int, width: int, method: int) -> np.ndarray:
+    """A float32 (H, W) plane resized with PIL's ``method`` (here ``Image.BOX`` to shrink, ``Image.BILINEAR``
+    to enlarge; train.data.ZoomedSource enlarges its samples with it too)."""
     return np.asarray(Image.fromarray(np.ascontiguousarray(plane, np.float32)).resize((width, height), method),
                       np.float32)
 
@@ -138,8 +139,8 @@ class MaskDetector:
         over that many flips/rotations of the image (:data:`DIHEDRAL`). With ``scales`` = N > 0, the
         maximum of that and the same at 1/2, 1/4, ... 1/2^N of the size (box-filtered down, the
         probabilities enlarged back bilinearly and grown by half the factor), stopping before the
-        shorter side falls under :data:`MIN_SCALE_SIDE`: the network learned defects 1-4 px wide, and on a high-resolution
-        scan they are wider (see ``--mask-scales`` in the README).
+        shorter side falls under :data:`MIN_SCALE_SIDE`: the network learned defects 1-4 px wide,
+        and on a high-resolution scan they are wider (see ``--mask-scales`` in the README).
         """
         luma = np.asarray(luma, dtype=np.float32)
         if luma.ndim == 3:
@@ -152,8 +153,8 @@ class MaskDetector:
             factor = 2**level
             if min(height, width) / factor < MIN_SCALE_SIDE:
                 break
-            small = _resize(luma, round(height / factor), round(width / factor), Image.BOX)
-            coarse = _resize(self._views_mean(small), height, width, Image.BILINEAR)
+            small = resize_plane(luma, round(height / factor), round(width / factor), Image.BOX)
+            coarse = resize_plane(self._views_mean(small), height, width, Image.BILINEAR)
             # A defect found at 1/factor is placed to within ~factor/2 px here: grow it by that much.
             np.maximum(prob, ndimage.maximum_filter(coarse, size=factor + 1), out=prob)
         return prob

@@ -267,8 +267,9 @@ class ZoomedSource:
 
 def enlarge(plane: np.ndarray, side: int, method: int) -> np.ndarray:
     """A float (H, W) plane resized to ``side`` x ``side`` by PIL, clipped to [0, 1]."""
-    resized = Image.fromarray(np.ascontiguousarray(plane, np.float32)).resize((side, side), method)
-    return np.clip(np.asarray(resized, np.float32), 0.0, 1.0)
+    from restore_cli.restoration.mask_detector import resize_plane  # late: loads the detector's JAX stack
+
+    return np.clip(resize_plane(plane, side, side, method), 0.0, 1.0)
 
 
 def split_indices(count: int, val_fraction: float, val_count: int | None, seed: int) -> tuple[list[int], list[int]]:
