@@ -317,6 +317,10 @@ def train_mask(
     ] = None,
     zoom_prob: Annotated[Optional[float], typer.Option(help="Share of the crops --zoom enlarges (default 0.5).",
                                                        show_default=False)] = None,
+    free_share: Annotated[
+        Optional[float], typer.Option(help="With --online: this share of the training crops gets the mixture's "
+                                           "global damage but no defect (default 0).", show_default=False)
+    ] = None,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
@@ -348,7 +352,7 @@ def train_mask(
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
                  "init": None if init is None else str(init), "split_seed": split_seed,
-                 "zoom": zoom, "zoom_prob": zoom_prob}
+                 "zoom": zoom, "zoom_prob": zoom_prob, "free_share": free_share}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

@@ -177,6 +177,29 @@ def test_repair_threshold_validation_adds_defect_free_crops_of_the_held_out_imag
     assert _sources(folder, None, config, 10**7)[2] is None  # a degrade folder has no defect-free twin
 
 
+def test_free_share_mixes_defect_free_crops_into_training_only(folder):
+    from restore_cli.train.mask import _sources
+
+    config = dataclasses.replace(TINY, region=32, free_share=0.5)
+    train, val, free, described = _sources(None, folder / "clean", config, 10**7)
+    assert isinstance(train, data.MixedSource) and described["free_share"] == 0.5
+    assert isinstance(val, data.OnlineSource) and isinstance(free, data.OnlineSource)  # validation unchanged
+    plain = _sources(None, folder / "clean", dataclasses.replace(TINY, region=32), 10**7)[0]
+    assert isinstance(plain, data.OnlineSource) and train.fingerprint() != plain.fingerprint()
+
+    def empty_masks(source, n=40):
+        rngs = (np.random.default_rng(np.random.SeedSequence([3, i])) for i in range(n))
+        return sum(source.sample(rng, i % len(source), 24, True)[2].max() == 0 for i, rng in enumerate(rngs))
+
+    assert empty_masks(plain) <= 4  # every mixture member draws defects (a few miss a 24 px crop)
+    assert 12 <= empty_masks(train) <= 32  # about half drawn without any
+    with pytest.raises(UsageError, match="--free-share needs --online"):
+        _sources(folder, None, config, 10**7)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(UsageError, match="--free-share"):
+            dataclasses.replace(TINY, free_share=bad)
+
+
 def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, folder, tmp_path):
     other_arch = dataclasses.replace(TINY, arch=UNetConfig(widths=(4, 8), norm="none"), steps=1, lr=1e-9,
                                      eval_every=1, checkpoint_every=1, init=str(trained.checkpoint), seed=7)

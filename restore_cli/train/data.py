@@ -19,6 +19,8 @@ Sources
   a fresh crop degraded afresh by the engine, so the model never sees the same sample twice.
 * :class:`ZoomedSource` - either of them with a share of the samples enlarged, as a scan at a
   higher resolution shows them (``restore train-mask --zoom``).
+* :class:`MixedSource` - one source with a share of its samples drawn from another over the
+  same images (``restore train-mask --free-share``: crops without any defect).
 
 Determinism
 -----------
@@ -263,6 +265,31 @@ class ZoomedSource:
 
     def fingerprint(self) -> str:
         return _fingerprint(["zoomed", self.max_zoom, self.prob, self.source.fingerprint()])
+
+
+class MixedSource:
+    """``source``'s samples, a share ``prob`` of them drawn from ``other`` (the same images) instead.
+
+    Why (``restore train-mask --free-share``): every member of the online mixture puts defects in
+    every crop, so the detector never saw a photo without one, while most of a real print and
+    every Gaussian-noise benchmark image has none; with ``other`` = the same mixture without
+    local defects, a share of the crops teaches it to flag nothing there.
+    """
+
+    def __init__(self, source: Source, other: Source, prob: float):
+        if len(other) != len(source):
+            raise ValueError("MixedSource: both sources must hold the same images")
+        self.source, self.other, self.prob = source, other, float(prob)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def sample(self, rng: np.random.Generator, index: int, crop: int, augment: bool) -> tuple[np.ndarray, ...]:
+        chosen = self.other if rng.random() < self.prob else self.source
+        return chosen.sample(rng, index, crop, augment)
+
+    def fingerprint(self) -> str:
+        return _fingerprint(["mixed", self.prob, self.source.fingerprint(), self.other.fingerprint()])
 
 
 def enlarge(plane: np.ndarray, side: int, method: int) -> np.ndarray:

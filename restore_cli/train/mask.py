@@ -102,6 +102,7 @@ class MaskTrainConfig:
     split_seed: int | None = None  # which images (and crops) validate; None: see resolve_split_seed
     zoom: float = 1.0  # > 1: a share of the samples (train and validation) as scans at up to this
     zoom_prob: float = 0.5  # many times the resolution (data.ZoomedSource); that share
+    free_share: float = 0.0  # online: this share of the training crops without any defect (data.MixedSource)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -119,6 +120,8 @@ class MaskTrainConfig:
             raise UsageError(f"--zoom must be between 1 (off) and 8, got {self.zoom}")
         if not 0.0 <= self.zoom_prob <= 1.0:
             raise UsageError(f"--zoom-prob must be between 0 and 1, got {self.zoom_prob}")
+        if not 0.0 <= self.free_share < 1.0:
+            raise UsageError(f"--free-share must be at least 0 and below 1, got {self.free_share}")
         if not 0.0 < self.lr < float("inf"):
             raise UsageError(f"--lr must be positive, got {self.lr}")
 
@@ -154,7 +157,10 @@ MASK_PRESETS: dict[str, MaskTrainConfig] = {
     # 10911 --stop-at 9542 --lr 3e-4 --seed 0 --checkpoint-every 1363` (6 min, best val F1 0.623 at
     # step 8178), then `--steps 6000 --stop-at 5251 --lr 1.5e-4 --seed 1 --checkpoint-every 750`
     # (4 min, val F1 0.637, still rising). Set12, hybrid (make bench, 2026-11-27): `scratches` F1
-    # 0.59 (35.04 dB), `old-photo` 0.33 (23.13 dB).
+    # 0.59 (35.04 dB), `old-photo` 0.33 (23.13 dB). Stage 7 on the CPU: `--crop 160 --batch 8
+    # --steps 2400 --lr 1.5e-4 --seed 6 --free-share 0.25 --checkpoint-every 300` (42 min, val F1
+    # 0.636); make bench 2026-11-27 11:21: hybrid `scratches` F1 0.59 (35.08 dB), `old-photo` 0.31
+    # (23.12 dB); auto sigma 15 / 25 / 50 +0.19 / +0.14 / +0.05 dB (fewer false alarms).
     "default": MaskTrainConfig(arch=UNetConfig(widths=(16, 32, 64, 96, 128))),
 }
 
@@ -179,7 +185,8 @@ def online_degrade_config() -> tuple:
     sigma 0..50 (grain must not read as dust: the vae method asks for a mask on noisy photos), or
     the full ``old-photo`` ageing. Trained on the old-photo member alone, the detector never saw a
     clean image and flagged edges on them (Set12 ``scratches`` F1 0.35) and fired on noise above
-    its sigma 20 range (hybrid lost 0.5 dB on sigma-25 inputs).
+    its sigma 20 range (hybrid lost 0.5 dB on sigma-25 inputs). ``--free-share`` adds crops with
+    none (:class:`restore_cli.train.data.MixedSource`; the shipped detector's last stage).
     """
     from restore_cli.degrade.config import PRESETS, NoiseConfig
 
@@ -333,7 +340,12 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
         free = val.with_config(without_defects(degrade_config))
         described = {"source": "online", "folder": display_path(online),
                      "degrade": [member.to_dict() for member in degrade_config]}
+        if config.free_share > 0.0:  # wrapped only when asked: a share of 0 keeps the batches of older runs
+            train = data.MixedSource(train, train.with_config(without_defects(degrade_config)), config.free_share)
+            described["free_share"] = config.free_share
     else:
+        if config.free_share > 0.0:
+            raise UsageError("--free-share needs --online: a degrade folder has no defect-free versions of its crops")
         source = data.PairSource(dataset, max_pixels=max_pixels)
         train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train = source.subset([source.names[i] for i in train_idx])
