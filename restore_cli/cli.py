@@ -493,6 +493,14 @@ def train_vae(
     init: Annotated[
         Optional[Path], typer.Option(help="Fine-tune: start from this train-vae checkpoint's weights (its architecture wins).")
     ] = None,
+    width: Annotated[
+        Optional[int], typer.Option(min=1, help="translation: channels of every convolution (default 64; the cost "
+                                                "grows with its square).", show_default=False)
+    ] = None,
+    map_blocks: Annotated[
+        Optional[int], typer.Option(min=0, help="translation: residual blocks of the latent mapping (default 4).",
+                                    show_default=False)
+    ] = None,
     val: Annotated[Optional[Path], typer.Option(help="Clean validation images, noised at --val-sigma with a fixed seed.")] = None,
     val_sigma: Annotated[Optional[float], typer.Option(help="Noise sigma (0..255) of the --val images (default 25).")] = None,
     checkpoint_every: CheckpointEvery = None,
@@ -531,7 +539,7 @@ def train_vae(
             beta_schedule=beta_schedule, beta_start=beta_start, beta_max=beta_max, anneal_epochs=anneal_epochs,
             domain_weights=weights, e2e_from=e2e_from, val_sigma=val_sigma, checkpoint_every=checkpoint_every,
             eval_every=checkpoint_every, degrade=degrade, mask_input=mask_input,
-            init=None if init is None else str(init),
+            init=None if init is None else str(init), width=width, map_blocks=map_blocks,
         )
         print_path(run(training_dataset(dataset, clean), output, config, clean=clean, real=real, val=val, resume=resume, seed=seed,
                        max_pixels=max_pixels, data_workers=data_workers, time_limit_s=minutes_to_s(time_limit), stop_at=stop_at))

@@ -136,6 +136,8 @@ def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, mon
         (["--domain-weight", "X=0,Y=0,Z=0"], "all zero"),
         (["--preset", "cr6", "--arch", "translation"], "original family"),
         (["--beta-schedule", "zigzag"], "--beta-schedule"),
+        (["--preset", "cr6", "--width", "8"], "--width: they size the translation model"),
+        (["--map-blocks", "1", "--init", "any.safetensors"], "keeps the --init checkpoint's architecture"),
     ],
 )
 def test_cli_usage_errors(folder, tmp_path, args, message):
@@ -176,3 +178,19 @@ def test_worker_processes_train_the_same_model_as_the_thread(folder, tmp_path, m
         runs[workers] = (read_checkpoint(out)[0], out.with_name("vae.steps.jsonl").read_text())
     assert runs[0][1] == runs[2][1] and '"beta"' in runs[0][1]  # every step's losses, beta included
     assert all(np.array_equal(runs[0][0][k], runs[2][0][k]) for k in runs[0][0])
+
+
+def test_width_and_map_blocks_size_the_translation_model(folder, tmp_path):
+    out = tmp_path / "small.safetensors"
+    result = _invoke(str(folder), "-o", str(out), "--preset", "tiny", "--steps", "2", "--checkpoint-every", "2",
+                     "--width", "8", "--map-blocks", "2", "-q")
+    assert result.exit_code == 0, result.output
+    arrays, header = read_checkpoint(out)
+    assert header["arch"]["width"] == 8 and header["arch"]["map_blocks"] == 2
+    default = _invoke(str(folder), "-o", str(tmp_path / "tiny.safetensors"), "--preset", "tiny", "--steps", "2",
+                      "--checkpoint-every", "2", "-q")
+    assert default.exit_code == 0, default.output
+    tiny_arrays, tiny_header = read_checkpoint(tmp_path / "tiny.safetensors")
+    assert tiny_header["arch"]["width"] == 16 and tiny_header["arch"]["map_blocks"] == 1
+    count = lambda a: sum(int(v.size) for v in a.values())  # noqa: E731
+    assert count(arrays) < count(tiny_arrays)  # half the width: fewer parameters despite a block more

@@ -169,6 +169,9 @@ def tiny(arch: str) -> VAETrainConfig:
 
 
 PRESETS = {"cr6": cr6, "default": default, "tiny": tiny}
+#: Settings that size the translation model from the command line (``--width``, ``--map-blocks``): a
+#: smaller, faster restorer is issue 5's route to 0.5 s per 512x512 image (scripts/gpu_session.sh, vae_small).
+TRANSLATION_SHAPE = frozenset({"width", "map_blocks"})
 
 
 def resolve(preset: str, arch: str | None, **overrides: Any) -> VAETrainConfig:
@@ -182,4 +185,9 @@ def resolve(preset: str, arch: str | None, **overrides: Any) -> VAETrainConfig:
         raise UsageError(f"unknown train-vae settings {sorted(unknown)}")
     if "epochs" in changes and "steps" not in changes:
         changes["steps"] = None  # --epochs alone replaces the preset's step count
+    shape = sorted(f"--{k.replace('_', '-')}" for k in changes.keys() & TRANSLATION_SHAPE)
+    if shape and base.arch != "translation":
+        raise UsageError(f"{' and '.join(shape)}: they size the translation model; --arch {base.arch} has --preset values")
+    if shape and changes.get("init") is not None:
+        raise UsageError(f"{' and '.join(shape)}: a fine-tune keeps the --init checkpoint's architecture; leave one out")
     return dataclasses.replace(base, **changes)
