@@ -32,9 +32,9 @@
 # MASK_ARGS="--lr 2e-3" MASK_B_ARGS="--widths 16,32,64,96,128,160 --lr 2e-3": does a sixth level's
 # context (receptive field x2, ~2 % more FLOPs) tell masts and ropes from scratches?), or
 # MASK_B_ARGS="--lr 2e-3 --zoom 4" (is a detector trained on scans enlarged 1-4x as good at Set12's
-# own scale? A CPU fine-tune of the shipped one with --zoom 4 was not: README, Status). A detector
-# trained from scratch should get --free-share 0.25 too (in both ARGS for an A/B): the shipped one's
-# last stage learned from it to flag less of defect-free photos.
+# own scale? A CPU fine-tune of the shipped one with --zoom 4 was not: README, Status). Every
+# detector here trains with --free-share 0.25 (a quarter of the crops defect-free, as the shipped
+# one's last stage did: it flags less of defect-free photos); "--free-share 0" in the ARGS undoes it.
 #
 # Lessons from the lent sessions (2026-11-27): the machine is handed back 30 s after a command
 # ends, so a follow-up must be sent at once (prepared before the first returns) or it starts on a
@@ -111,7 +111,7 @@ fine_tune() {
 detector() {
   local name=$1 extra=$2; shift 2
   fine_tune "$name" train-mask --online "$data/train400" "$@" --batch 32 --crop 160 \
-    --lr 3e-4 --data-workers "$workers" --seed 0 $extra
+    --lr 3e-4 --free-share 0.25 --data-workers "$workers" --seed 0 $extra
 }
 # The shipped detector, fine-tuned (or a new one with MASK_FROM_SCRATCH=1).
 mask() {
