@@ -337,11 +337,12 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
         source = data.OnlineSource.from_folder(online, degrade_config, region=config.region, max_pixels=max_pixels)
         train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train, val = source.subset(train_idx), source.subset(val_idx)
-        free = val.with_config(without_defects(degrade_config))
+        global_only = without_defects(degrade_config)
+        free = val.with_config(global_only)
         described = {"source": "online", "folder": display_path(online),
                      "degrade": [member.to_dict() for member in degrade_config]}
         if config.free_share > 0.0:  # wrapped only when asked: a share of 0 keeps the batches of older runs
-            train = data.MixedSource(train, train.with_config(without_defects(degrade_config)), config.free_share)
+            train = data.MixedSource(train, train.with_config(global_only), config.free_share)
             described["free_share"] = config.free_share
     else:
         if config.free_share > 0.0:

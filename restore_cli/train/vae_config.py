@@ -185,9 +185,9 @@ def resolve(preset: str, arch: str | None, **overrides: Any) -> VAETrainConfig:
         raise UsageError(f"unknown train-vae settings {sorted(unknown)}")
     if "epochs" in changes and "steps" not in changes:
         changes["steps"] = None  # --epochs alone replaces the preset's step count
-    shape = sorted(f"--{k.replace('_', '-')}" for k in changes.keys() & TRANSLATION_SHAPE)
-    if shape and base.arch != "translation":
-        raise UsageError(f"{' and '.join(shape)}: they size the translation model; --arch {base.arch} has --preset values")
-    if shape and changes.get("init") is not None:
-        raise UsageError(f"{' and '.join(shape)}: a fine-tune keeps the --init checkpoint's architecture; leave one out")
+    sizing = " and ".join(sorted(f"--{k.replace('_', '-')}" for k in changes.keys() & TRANSLATION_SHAPE))
+    if sizing and base.arch != "translation":
+        raise UsageError(f"{sizing}: they size the translation model; --arch {base.arch} has --preset values")
+    if sizing and changes.get("init") is not None:
+        raise UsageError(f"{sizing}: a fine-tune keeps the --init checkpoint's architecture; leave one out")
     return dataclasses.replace(base, **changes)
