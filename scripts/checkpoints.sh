@@ -8,10 +8,11 @@ for need in train400 set12 old_photos; do
   [ -d "$data/$need" ] || { echo "checkpoints: $data/$need not found (set DATA=...; see datasets/README.md)" >&2; exit 1; }
 done
 mkdir -p checkpoints
-# The last stages of both models ran on a lent GPU (an NVIDIA H200, scripts/gpu_session.sh): too
-# many pixels for a CPU (~17 h here for the detector's two). They run where JAX sees an
-# accelerator (GPU_STAGES=auto), or always/never with GPU_STAGES=yes/no; without them the
-# shipped files are the CPU stages' results (the previous release's models). `--stop-at` replays
+# The detector's last GPU stages and the whole restoration model ran on a lent GPU (an NVIDIA
+# H200, scripts/gpu_session.sh): too many pixels for a CPU (~17 h here for the detector's two
+# stages, ~80 h for the restoration model). They run where JAX sees an accelerator
+# (GPU_STAGES=auto), or always/never with GPU_STAGES=yes/no; without them the detector is its CPU
+# stages' result and the restoration model the earlier 64-wide one's CPU stages. `--stop-at` replays
 # the step at which a GPU stage hit its time limit, and `--checkpoint-every` its validation steps.
 gpu=${GPU_STAGES:-auto}
 if [ "$gpu" = auto ]; then
@@ -68,33 +69,34 @@ echo "checkpoints: mask model took $(( $(date +%s) - start )) s" >&2
 # with an empty mask channel and inpaints the detector's mask afterwards: restore_cli/restoration/
 # vae_method.py says why. A second stage on `--degrade defects+old-photo --no-mask-input` was
 # tried and lost 0.3-1.1 dB on every Set12 row but old-photo, where it gained 0.2 dB: not used.)
-# Three stages: 2500 steps of 16 x 64 px crops (val 29.25 dB), then 1500 of 8 x 96 px from it at a
-# lower peak rate with another seed (more context per crop than the network's receptive field,
-# new batches): val 29.40 dB at step 1250; make bench, auto: +0.10-0.11 dB at sigma 15/25/50,
-# +0.05 on `scratches`, +0.02 on `old-photo`. Then 1500 of 4 x 128 px at peak 1e-4, seed 2 (44 min):
-# val 29.43 dB at step 1000; auto: +0.04-0.05 dB at sigma 15/25/50, scratches and old-photo
-# within 0.01 dB. Then, on the GPU, 5636 steps of 16 x 128 px at peak 1e-4, seed 3 (4 min): val
-# 29.43 -> 29.69 dB; and 7677 more from it, seed 4 (H200, 4 min): val 29.83 dB, best at step 5754
-# (a further 5191 steps at 7e-5, seed 5, stayed at 29.83: saturated, not used). (The `init` chain
-# names each stage's path when it ran.)
 start=$(date +%s)
-$bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-  -o checkpoints/stage1/vae.safetensors --steps 2500 --checkpoint-every 250 --seed 0
-$bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-  -o checkpoints/stage2/vae.safetensors --init checkpoints/stage1/vae.safetensors --crop 96 --batch 8 \
-  --lr 3e-4 --steps 1500 --checkpoint-every 250 --seed 1
-$bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-  -o checkpoints/stage3/vae.safetensors --init checkpoints/stage2/vae.safetensors --crop 128 --batch 4 \
-  --lr 1e-4 --steps 1500 --checkpoint-every 250 --seed 2
 if [ "$gpu" = yes ]; then
+  # 40 wide with 2 mapping blocks (125 instead of the earlier 64-wide model's 357 kFLOP per pixel:
+  # issue 5's 0.5 s per image), from scratch on the H200 (2026-11-27, scripts/gpu_session.sh
+  # JOBS=vae_small, twice): 11107 steps of 16 x 128 px at peak 1e-3 (5 min, val 29.72 dB), then
+  # 9667 more from it at peak 3e-4 with another seed (5 min): 29.81 dB, as good as the 64-wide
+  # model's 29.83 after its 3.4 CPU hours and 8 GPU minutes (README Status).
   $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-    -o checkpoints/stage4/vae.safetensors --init checkpoints/stage3/vae.safetensors --crop 128 --batch 16 \
-    --lr 1e-4 --steps 5636 --checkpoint-every 704 --seed 3
+    -o checkpoints/stage1/vae.safetensors --width 40 --map-blocks 2 --crop 128 --batch 16 \
+    --lr 1e-3 --steps 11107 --checkpoint-every 1388 --seed 0
   $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
-    -o checkpoints/vae.safetensors --init checkpoints/stage4/vae.safetensors --crop 128 --batch 16 \
-    --lr 1e-4 --steps 7677 --checkpoint-every 959 --seed 4
+    -o checkpoints/vae.safetensors --init checkpoints/stage1/vae.safetensors --crop 128 --batch 16 \
+    --lr 3e-4 --steps 9667 --checkpoint-every 1208 --seed 1
 else
-  echo "checkpoints: no accelerator: the restoration model's GPU stage skipped (GPU_STAGES=yes forces it)" >&2
+  echo "checkpoints: no accelerator: training the earlier 64-wide restoration model on the CPU instead (GPU_STAGES=yes forces the GPU recipe)" >&2
+  # Three stages (3.4 h here): 2500 steps of 16 x 64 px crops (val 29.25 dB); 1500 of 8 x 96 px
+  # from it at a lower peak rate with another seed (29.40 at step 1250; auto +0.10-0.11 dB at sigma
+  # 15/25/50); 1500 of 4 x 128 px at peak 1e-4, seed 2 (44 min, 29.43 at step 1000). It shipped
+  # until 2026-11-27 with two more stages on the H200 (5636 + 7677 steps of 16 x 128 px at peak
+  # 1e-4, seeds 3 and 4, 4 + 4 min: 29.69 and 29.83 dB).
+  $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
+    -o checkpoints/stage1/vae.safetensors --steps 2500 --checkpoint-every 250 --seed 0
+  $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
+    -o checkpoints/stage2/vae.safetensors --init checkpoints/stage1/vae.safetensors --crop 96 --batch 8 \
+    --lr 3e-4 --steps 1500 --checkpoint-every 250 --seed 1
+  $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
+    -o checkpoints/stage3/vae.safetensors --init checkpoints/stage2/vae.safetensors --crop 128 --batch 4 \
+    --lr 1e-4 --steps 1500 --checkpoint-every 250 --seed 2
   promote stage3 vae
 fi
 echo "checkpoints: restoration model took $(( $(date +%s) - start )) s" >&2

@@ -194,3 +194,8 @@ def test_width_and_map_blocks_size_the_translation_model(folder, tmp_path):
     assert tiny_header["arch"]["width"] == 16 and tiny_header["arch"]["map_blocks"] == 1
     count = lambda a: sum(int(v.size) for v in a.values())  # noqa: E731
     assert count(arrays) < count(tiny_arrays)  # half the width: fewer parameters despite a block more
+    tuned = _invoke(str(folder), "-o", str(tmp_path / "tuned.safetensors"), "--preset", "tiny", "--steps", "2",
+                    "--checkpoint-every", "2", "--init", str(out), "-q")
+    assert tuned.exit_code == 0, tuned.output
+    config = read_checkpoint(tmp_path / "tuned.safetensors")[1]["training"]["config"]
+    assert (config["width"], config["map_blocks"]) == (8, 2)  # what it trained, not the preset's 16 / 1

@@ -250,6 +250,8 @@ def train_vae(
                            log_every)
     evaluate = make_evaluator(model, pairs)
     settings = {**cfg.to_dict(), "steps": steps, "seed": seed, "real": display_path(real) if real else None}
+    # A fine-tune trains the --init model's architecture, not the preset's: the header says which.
+    settings.update({k: v for k, v in model_cfg.to_dict().items() if k in settings})
     log.info("%s (%s preset): %d parameters, %d steps of %d x %dpx crops (%d per epoch) on %d device(s)",
              cfg.arch, cfg.preset, parameter_count(model), steps, cfg.batch, cfg.crop, spe, mesh.devices.size)
 

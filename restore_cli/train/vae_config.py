@@ -145,7 +145,11 @@ def default(arch: str) -> VAETrainConfig:
     27.51 dB at 1500 steps (12.5 min); this one (2500 steps, seed 0, 2.0 h on 2 CPU cores
     niced beside the mask run for its first 40 min): 27.05 / 27.98 / 28.80 / 29.20 / 29.25 dB at
     250 / 500 / 1250 / 2000 / 2500 steps (SSIM 0.837).
-    The shipped model is this one fine-tuned four times more with larger crops (scripts/checkpoints.sh):
+    Since 2026-11-27 the shipped model is a smaller one trained on a lent H200 (``--width 40
+    --map-blocks 2 --crop 128 --batch 16``: 11107 steps at peak 1e-3, then 9667 at 3e-4, 5 min
+    each: 29.81 dB at a third of the FLOPs). What follows is the 64-wide model that shipped before
+    and that ``make checkpoints`` still trains where no GPU is found (its first three stages) ---
+    this one fine-tuned four times more with larger crops (scripts/checkpoints.sh):
     29.40 dB (1500 steps of 8 x 96 px), then 29.43 dB (1500 steps of 4 x 128 px, best at 1000),
     then on a lent NVIDIA H200 29.69 dB (5636 steps of 16 x 128 px, seed 3, 4 min; make bench
     2026-11-27, auto: sigma 15/25/50 31.07/29.14/26.29 dB, -0.07/+0.04/+0.24 dB with the new detector)
