@@ -234,6 +234,9 @@ def train_vae(
             raise UsageError(f"--init {display_path(Path(cfg.init))} is a {init_header['arch'].get('arch')} model; "
                              f"train it with --arch {init_header['arch'].get('arch')}")
         log.info("fine-tuning %s (%s)", display_path(Path(cfg.init)), init_header["arch"].get("arch"))
+        # It trains the --init model's shape, not the preset's: the config (and so the header) says which.
+        trained = model_cfg.to_dict()
+        cfg = dataclasses.replace(cfg, **{f.name: trained[f.name] for f in dataclasses.fields(cfg) if f.name in trained})
     else:
         model_cfg = cfg.model_config()
         model = build_model(model_cfg.to_dict(), seed)
@@ -250,8 +253,6 @@ def train_vae(
                            log_every)
     evaluate = make_evaluator(model, pairs)
     settings = {**cfg.to_dict(), "steps": steps, "seed": seed, "real": display_path(real) if real else None}
-    # A fine-tune trains the --init model's architecture, not the preset's: the header says which.
-    settings.update({k: v for k, v in model_cfg.to_dict().items() if k in settings})
     log.info("%s (%s preset): %d parameters, %d steps of %d x %dpx crops (%d per epoch) on %d device(s)",
              cfg.arch, cfg.preset, parameter_count(model), steps, cfg.batch, cfg.crop, spe, mesh.devices.size)
 
