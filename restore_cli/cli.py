@@ -321,6 +321,15 @@ def train_mask(
         Optional[float], typer.Option(help="With --online: this share of the training crops gets the mixture's "
                                            "global damage but no defect (default 0).", show_default=False)
     ] = None,
+    distill_views: Annotated[
+        Optional[int], typer.Option(min=0, help="With --init: also learn that model's mean over this many "
+                                                "flips/rotations (1-4; default 0: off), so one detector pass "
+                                                "does what --mask-views N does.", show_default=False)
+    ] = None,
+    distill_share: Annotated[
+        Optional[float], typer.Option(help="Share of the loss given to the --distill-views term, 0..1 (default 0.5; "
+                                           "1: that term alone, the true masks unused).", show_default=False)
+    ] = None,
     resume: Resume = False,
     checkpoint_every: CheckpointEvery = None,
     data_workers: DataWorkers = None,
@@ -352,7 +361,8 @@ def train_mask(
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
                  "init": None if init is None else str(init), "split_seed": split_seed,
-                 "zoom": zoom, "zoom_prob": zoom_prob, "free_share": free_share}
+                 "zoom": zoom, "zoom_prob": zoom_prob, "free_share": free_share,
+                 "distill_views": distill_views, "distill_share": distill_share}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

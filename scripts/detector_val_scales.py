@@ -1,4 +1,4 @@
-"""Mask checkpoints scored on the same held-out Train400 crops, at their own scale and enlarged.
+"""Mask checkpoints scored on the same held-out Train400 crops, at their own scale and enlarged, per view count.
 
 Why: a detector fine-tuned with ``restore train-mask --zoom`` validates on a mixture of both
 scales, so its own validation F1 cannot be set beside its parent's. This rebuilds the held-out
@@ -11,6 +11,13 @@ defect-free twins for the repair threshold) once as they are and once all enlarg
 Result (2026-11-27, ~4 min on 2 CPU cores; split seed 1, the shipped detector's): shipped
 val F1 0.637 / 0.418 (own scale / enlarged), the ``--zoom 4`` CPU fine-tune of README Status
 0.617 / 0.492.
+
+``--views 1,4`` also scores each checkpoint averaged over that many flips/rotations (the mean
+probability ``train-mask --distill-views`` learns; ``--own-scale`` skips the enlarged crops).
+Result (2026-11-27, ~25 s per checkpoint; shipped detector of that day, views 1 / 4): val F1
+0.636 / 0.647, repair PSNR 31.70 / 32.08 dB (repair threshold 0.95 / 0.8); the two distillation
+runs of ``restore_cli/train/mask.py``'s docstring 0.638 / 0.648, 31.70 / 32.13 and 0.633 / 0.643,
+31.60 / 32.01.
 """
 
 from __future__ import annotations
@@ -18,12 +25,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import jax.numpy as jnp
+from flax import nnx
+
 from restore_cli.models.checkpoint import load_model
 from restore_cli.models.unet import build_unet
 from restore_cli.train import data
-from restore_cli.train.mask import KIND, MaskTrainConfig, _sources, make_evaluator
+from restore_cli.train.mask import KIND, MaskTrainConfig, _sources, distill_target, make_evaluator
 
 SCALES = {"own scale": (1.0, 0.0), "enlarged 1-4x": (4.0, 1.0)}  # label -> (zoom, zoom_prob)
+
+
+class ViewMean(nnx.Module):
+    """A detector averaged over ``views`` flips/rotations, giving logits as the evaluator expects."""
+
+    def __init__(self, model: nnx.Module, views: int):
+        self.model, self.views = model, views
+
+    def __call__(self, images):
+        prob = jnp.clip(distill_target(self.model, images, self.views), 1e-7, 1.0 - 1e-7)
+        return jnp.log(prob) - jnp.log1p(-prob)
 
 
 def main() -> None:
@@ -31,9 +52,15 @@ def main() -> None:
     parser.add_argument("checkpoints", nargs="+", type=Path)
     parser.add_argument("--clean", type=Path, default=Path("../shared/datasets/train400"))
     parser.add_argument("--split-seed", type=int, default=1)
+    parser.add_argument("--views", default="1", help="view counts to score, e.g. 1,4")
+    parser.add_argument("--own-scale", action="store_true", help="skip the enlarged crops")
     args = parser.parse_args()
-    models = {path: load_model(path, KIND, build_unet)[0] for path in args.checkpoints}
-    for label, (zoom, prob) in SCALES.items():
+    models = {}
+    for path in args.checkpoints:
+        model = load_model(path, KIND, build_unet)[0]
+        for views in map(int, args.views.split(",")):
+            models[f"{path} ({views} view{'s' if views > 1 else ''})"] = model if views == 1 else ViewMean(model, views)
+    for label, (zoom, prob) in list(SCALES.items())[:1 if args.own_scale else None]:
         config = MaskTrainConfig(batch=8, crop=160, split_seed=args.split_seed, zoom=zoom, zoom_prob=prob)
         _, val, free, _ = _sources(None, args.clean, config, 10**8)
         crops = [data.validation_set(s, config.val_crops, config.batch, config.crop, args.split_seed) for s in (val, free)]

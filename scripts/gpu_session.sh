@@ -38,6 +38,9 @@
 # own scale? A CPU fine-tune of the shipped one with --zoom 4 was not: README, Status). Every
 # detector here trains with --free-share 0.25 (a quarter of the crops defect-free, as the shipped
 # one's last stage did: it flags less of defect-free photos); "--free-share 0" in the ARGS undoes it.
+# MASK_ARGS="--distill-views 4" fine-tunes the shipped detector toward its own four-view mean (can
+# one pass do what `auto`'s four do? Not in 2000 CPU steps: restore_cli/train/mask.py); judge it with
+# scripts/detector_val_scales.py --views 1,4 --own-scale, then compare_auto.sh with EXTRA="--mask-views 1".
 #
 # Lessons from the lent sessions (2026-11-27): the machine is handed back 30 s after a command
 # ends, so a follow-up must be sent at once (prepared before the first returns) or it starts on a

@@ -221,6 +221,62 @@ def test_init_fine_tunes_from_a_checkpoint_and_keeps_its_architecture(trained, f
         train_mask(folder, tmp_path / "x.safetensors", dataclasses.replace(TINY, init=str(bad)))
 
 
+def test_distill_target_is_the_detectors_mean_over_views(trained):
+    import jax
+    import jax.numpy as jnp
+
+    from restore_cli.models.checkpoint import load_model
+    from restore_cli.models.unet import build_unet
+    from restore_cli.restoration.mask_detector import DIHEDRAL
+    from restore_cli.train.mask import DISTILL_VIEWS, KIND, distill_target
+
+    x = np.random.default_rng(3).random((2, 24, 24, 1), dtype=np.float32)
+    for view, (forward, _) in zip(DISTILL_VIEWS, DIHEDRAL):  # the detector's views, in its order
+        assert np.array_equal(np.asarray(view(jnp.asarray(x)))[1, :, :, 0], forward(x[1, :, :, 0]))
+        assert np.array_equal(np.asarray(view(view(jnp.asarray(x)))), x)  # each its own inverse
+    teacher, _ = load_model(trained.checkpoint, KIND, build_unet)
+    assert np.allclose(distill_target(teacher, jnp.asarray(x), 1), jax.nn.sigmoid(teacher(jnp.asarray(x))), atol=1e-6)
+    four = np.asarray(distill_target(teacher, jnp.asarray(x), 4))
+    detector = MaskDetector(teacher, tile=24, overlap=8, views=4)  # one tile: exactly what inference averages
+    assert np.allclose(four[1, :, :, 0], detector.probabilities(x[1, :, :, 0]), atol=1e-5)
+    assert not np.allclose(four, np.asarray(distill_target(teacher, jnp.asarray(x), 1)), atol=1e-3)
+
+
+def test_distillation_moves_one_pass_toward_the_init_models_view_mean(trained, folder, tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from restore_cli.models.checkpoint import load_model
+    from restore_cli.models.unet import build_unet
+    from restore_cli.train.mask import KIND, distill_target
+
+    with pytest.raises(UsageError, match="--distill-views needs --init"):
+        dataclasses.replace(TINY, distill_views=4)
+    for bad in (-1, 5):
+        with pytest.raises(UsageError, match="--distill-views"):
+            dataclasses.replace(TINY, init=str(trained.checkpoint), distill_views=bad)
+    with pytest.raises(UsageError, match="--distill-share"):
+        dataclasses.replace(TINY, init=str(trained.checkpoint), distill_views=4, distill_share=1.5)
+    config = dataclasses.replace(TINY, init=str(trained.checkpoint), distill_views=4, distill_share=0.98, steps=30,
+                                 lr=3e-3, seed=7, eval_every=30, checkpoint_every=30)
+    result = train_mask(folder, tmp_path / "student.safetensors", config)
+    plain = train_mask(folder, tmp_path / "plain.safetensors", dataclasses.replace(config, distill_views=0))
+    assert result.step_traces == 1
+    teacher, _ = load_model(trained.checkpoint, KIND, build_unet)
+    images = jnp.asarray(data.validation_set(data.PairSource(folder), 8, 4, 24, 0)[0]["degraded"])
+    target = distill_target(teacher, images, 4)
+
+    def gap(model) -> float:  # mean |one pass - the teacher's four-view mean|
+        return float(jnp.abs(jax.nn.sigmoid(model(images)) - target).mean())
+
+    student, header = load_model(result.checkpoint, KIND, build_unet)
+    assert header["training"]["config"]["distill_views"] == 4
+    # the same 30 steps without the term move away from the four-view mean, with it toward it
+    assert gap(student) < gap(teacher) < gap(load_model(plain.checkpoint, KIND, build_unet)[0])
+    rows = [json.loads(x) for x in result.checkpoint.with_name("student.metrics.jsonl").read_text().splitlines()]
+    assert any("distill" in r for r in rows)
+
+
 def test_split_seed_is_the_given_one_else_the_parents_else_the_seed():
     config = dataclasses.replace(TINY, seed=3)
     assert resolve_split_seed(config, None).split_seed == 3
