@@ -38,7 +38,7 @@ mkdir -p checkpoints/stage1 checkpoints/stage2 checkpoints/stage3 checkpoints/st
 # Last, on the CPU: 2400 steps of 8 x 160 px at 1.5e-4, seed 6, with a quarter of the crops
 # drawn without any defect (--free-share 0.25; every mixture member puts defects in every crop,
 # so the detector had never seen a photo without one): 42 min, val F1 0.636 (best at the last
-# step); it flags 8-45 % fewer pixels of defect-free images (README Status says what that gave).
+# step); it flags 8-45 % fewer pixels of defect-free images (docs/experiments.md says what that gave).
 $bin/restore train-mask --online "$data/train400" -o checkpoints/stage1/mask_unet.safetensors --steps 3000 --seed 0
 $bin/restore train-mask --online "$data/train400" -o checkpoints/stage2/mask_unet.safetensors \
   --init checkpoints/stage1/mask_unet.safetensors --crop 128 --batch 12 --steps 3000 --lr 1e-3 --seed 0
@@ -75,7 +75,7 @@ if [ "$gpu" = yes ]; then
   # issue 5's 0.5 s per image), from scratch on the H200 (2026-11-27, scripts/gpu_session.sh
   # JOBS=vae_small, twice): 11107 steps of 16 x 128 px at peak 1e-3 (5 min, val 29.72 dB), then
   # 9667 more from it at peak 3e-4 with another seed (5 min): 29.81 dB, as good as the 64-wide
-  # model's 29.83 after its 3.4 CPU hours and 8 GPU minutes (README Status).
+  # model's 29.83 after its 3.4 CPU hours and 8 GPU minutes (docs/experiments.md).
   $bin/restore train-vae --clean "$data/train400" --real "$data/old_photos" --val "$data/set12" \
     -o checkpoints/stage1/vae.safetensors --width 40 --map-blocks 2 --crop 128 --batch 16 \
     --lr 1e-3 --steps 11107 --checkpoint-every 1388 --seed 0

@@ -9,7 +9,7 @@ defect-free twins for the repair threshold) once as they are and once all enlarg
     .venv/bin/python scripts/detector_val_scales.py checkpoints/mask_unet.safetensors CANDIDATE.safetensors
 
 Result (2026-11-27, ~4 min on 2 CPU cores; split seed 1, the shipped detector's): shipped
-val F1 0.637 / 0.418 (own scale / enlarged), the ``--zoom 4`` CPU fine-tune of README Status
+val F1 0.637 / 0.418 (own scale / enlarged), the ``--zoom 4`` CPU fine-tune of docs/experiments.md
 0.617 / 0.492.
 
 ``--views 1,4`` also scores each checkpoint averaged over that many flips/rotations (the mean

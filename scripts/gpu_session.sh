@@ -35,7 +35,7 @@
 # MASK_ARGS="--lr 2e-3" MASK_B_ARGS="--widths 16,32,64,96,128,160 --lr 2e-3": does a sixth level's
 # context (receptive field x2, ~2 % more FLOPs) tell masts and ropes from scratches?), or
 # MASK_B_ARGS="--lr 2e-3 --zoom 4" (is a detector trained on scans enlarged 1-4x as good at Set12's
-# own scale? A CPU fine-tune of the shipped one with --zoom 4 was not: README, Status). Every
+# own scale? A CPU fine-tune of the shipped one with --zoom 4 was not: docs/experiments.md). Every
 # detector here trains with --free-share 0.25 (a quarter of the crops defect-free, as the shipped
 # one's last stage did: it flags less of defect-free photos); "--free-share 0" in the ARGS undoes it.
 # MASK_ARGS="--distill-views 4" fine-tunes the shipped detector toward its own four-view mean (can
@@ -50,7 +50,7 @@
 # estimate left ~35 % of BUDGET_S unused); its vae_small, continued once, is the shipped
 # restoration model. Its two detectors (five and six levels, 5 min from scratch) tied on val F1
 # (0.617) and beat the shipped detector on Set12 but lost to it on scikit-image's photographs
-# (scripts/whole_image_check.py, `scratches` -1.5 dB): not shipped (README Status). Judge a
+# (scripts/whole_image_check.py, `scratches` -1.5 dB): not shipped (docs/experiments.md). Judge a
 # detector there and on held-out Train400 (scripts/auto_threshold_sweep.py), not on Set12 alone.
 set -uo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
