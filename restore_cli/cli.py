@@ -415,10 +415,12 @@ def restore_command(
                                          "pass per view. Default: 4 for auto and vae, 1 for hybrid (the fast method).")
     ] = None,
     mask_scales: Annotated[
-        int, typer.Option(help="Also run the detector on this many halvings of each image (0-4) and keep the "
-                               "highest probability: for high-resolution scans, whose defects are wider than the "
-                               "1-4 px it was trained on (more false alarms; see the README).")
-    ] = 0,
+        Optional[int], typer.Option(help="Also run the detector on this many halvings of each image (0-4) and keep "
+                                         "the highest probability: for high-resolution scans, whose defects are wider "
+                                         "than the 1-4 px it was trained on (more false alarms; see the README). "
+                                         "Default: by size, 0 under 1024 px on the shorter side, 1 to 2047, 2 to "
+                                         "4095, then 3.", show_default=False)
+    ] = None,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[

@@ -534,3 +534,15 @@ def test_detector_scales_keep_the_highest_probability_of_the_coarser_halvings(tr
     np.testing.assert_array_equal(two.probabilities(x), p)  # a quarter would be under MIN_SCALE_SIDE: not used
     with pytest.raises(ValueError, match="scales"):
         MaskDetector.load(trained.checkpoint, scales=-1)
+
+
+def test_detector_coarse_levels_by_default_follow_the_image_size(trained):
+    from restore_cli.restoration.mask_detector import auto_scales
+
+    assert [auto_scales(s, 10000) for s in (256, 736, 1023, 1024, 2047, 2048, 4000, 4096, 9000)] == [0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert auto_scales(3000, 600) == 0  # the shorter side decides
+    x = np.random.default_rng(4).random((1024, 1040), dtype=np.float32)
+    by_size, one = (MaskDetector.load(trained.checkpoint, tile=64, overlap=8, scales=n) for n in (None, 1))
+    np.testing.assert_array_equal(by_size.probabilities(x), one.probabilities(x))
+    small = x[:300, :400]
+    np.testing.assert_array_equal(by_size.probabilities(small), MaskDetector.load(trained.checkpoint, tile=64, overlap=8).probabilities(small))

@@ -381,4 +381,6 @@ def test_network_methods_average_four_detector_views_and_hybrid_keeps_one(tiny_c
     assert views("auto", mask_views=2) == (2, 2) and views("hybrid", mask_views=8) == (8, 8)  # --mask-views wins
     method = methods.METHODS["auto"](methods.MethodSettings(checkpoints=tmp_path, tile=32, mask_scales=2))
     assert method.recipe()["mask_scales"] == 2 and "mask_scales" not in methods.METHODS["hybrid"](
-        methods.MethodSettings(checkpoints=tmp_path, tile=32)).recipe()
+        methods.MethodSettings(checkpoints=tmp_path, tile=32, mask_scales=0)).recipe()
+    # by default the levels follow each image's size, and outputs made with none before are redone
+    assert methods.METHODS["hybrid"](methods.MethodSettings(checkpoints=tmp_path, tile=32)).recipe()["mask_scales"] == "auto"

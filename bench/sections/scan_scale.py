@@ -4,9 +4,10 @@ The mask U-Net learned defects 1-4 px wide on 180 px crops; on a scan made at a 
 resolution the same scratch is several times wider. This section damages Set12 with the
 ``scratches`` preset (seed 0), then enlarges clean and damaged images 4x (bicubic: a scan's
 own softness) and the true mask with them (bilinear, >= 1/4: every pixel a defect pixel's
-interpolation reached), and runs ``hybrid`` (one detector view) at ``--mask-scales`` 0, 1 and 2,
-plus the same inpainting given the true mask. Only ``hybrid``: the point is the detector, and
-the network methods take minutes on 1024-2048 px images on a CPU.
+interpolation reached), and runs ``hybrid`` (one detector view) with its default coarse levels
+(by image size: one for the 1024 px images, two for the 2048 px ones) and at ``--mask-scales``
+0, 1 and 2, plus the same inpainting given the true mask. Only ``hybrid``: the point is the
+detector, and the network methods take minutes on 1024-2048 px images on a CPU.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bench.sections.runs import method_names, method_unavailable, run_method, tr
 
 NAME = "scan_scale"
 FACTOR = 4
-SCALES = (0, 1, 2)
+SCALES = (None, 0, 1, 2)  # None: the default, by image size
 COLUMNS = ["method", "PSNR", "SSIM", "iou", "f1", "precision", "recall", "pooled_f1", "s_per_image", "note"]
 
 
@@ -35,11 +36,11 @@ def run(ctx: Context) -> list[Table]:
         return [table]
     runs = ctx.out / "runs" / data.name
     for scales in SCALES:
-        label = "hybrid" if scales == 0 else f"hybrid, --mask-scales {scales}"
+        label = "hybrid" if scales is None else f"hybrid, --mask-scales {scales}"
         ctx.log(f"scan_scale: {label}")
         try:
-            result = run_method(ctx, "hybrid", data.degraded, runs / f"hybrid-scales-{scales}",
-                                extra=["--mask-scales", str(scales)])
+            result = run_method(ctx, "hybrid", data.degraded, runs / f"hybrid-scales-{'auto' if scales is None else scales}",
+                                extra=[] if scales is None else ["--mask-scales", str(scales)])
             scores = score(result.output, data.clean, masks=result.masks, true_masks=data.masks)
         except Exception as exc:  # noqa: BLE001 - a row saying why
             table.add(method=label, note=method_unavailable(exc))

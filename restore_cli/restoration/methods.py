@@ -55,7 +55,7 @@ class MethodSettings:
 
     mask_threshold: float | None = None  # None: the mask checkpoint's repair threshold
     mask_views: int | None = None  # detector flips/rotations averaged, one of MASK_VIEWS; None: the method's own
-    mask_scales: int = 0  # coarser halvings the detector also looks at, one of MASK_SCALES
+    mask_scales: int | None = None  # coarser halvings the detector also looks at, one of MASK_SCALES; None: by size
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
     tile: int = 256  # the mask detector's own default: little padding waste on small images
     batch: int = 1
@@ -240,8 +240,8 @@ class Hybrid:
             recipe["mask_threshold"] = self.detector.repair_threshold if threshold is None else threshold
             if self.views != 1:  # absent for one view, so hybrid outputs made before views existed stay current
                 recipe["mask_views"] = self.views
-            if self.settings.mask_scales:
-                recipe["mask_scales"] = self.settings.mask_scales
+            if self.settings.mask_scales != 0:  # absent for none, as before scales existed
+                recipe["mask_scales"] = "auto" if self.settings.mask_scales is None else self.settings.mask_scales
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:

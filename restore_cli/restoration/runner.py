@@ -51,7 +51,7 @@ class RestoreOptions:
     save_masks: Path | None = None
     mask_threshold: float | None = None
     mask_views: int | None = None  # None: the method's default (vae_method.NETWORK_MASK_VIEWS, hybrid 1)
-    mask_scales: int = 0
+    mask_scales: int | None = None  # None: by image size (mask_detector.auto_scales)
     tile: int = 256
     max_memory: str | None = None
     device: str = "auto"
@@ -72,7 +72,7 @@ def _settings(options: RestoreOptions) -> MethodSettings:
         raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
     if options.mask_views is not None and options.mask_views not in MASK_VIEWS:
         raise UsageError(f"--mask-views {options.mask_views}: choose one of {', '.join(map(str, MASK_VIEWS))}")
-    if options.mask_scales not in MASK_SCALES:
+    if options.mask_scales is not None and options.mask_scales not in MASK_SCALES:
         raise UsageError(f"--mask-scales {options.mask_scales}: choose one of {', '.join(map(str, MASK_SCALES))}")
     if options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
