@@ -62,12 +62,10 @@ def make_scan(path: Path, mask_path: Path, width: int, height: int, seed: int = 
 
 
 def mask_scores(predicted: Path, drawn: Path) -> dict[str, float]:
-    """F1, precision and recall of a predicted mask (255 = defect) against the drawn one."""
-    from restore_cli.evaluate.metrics import scores_from_counts
+    """F1, precision and recall of a predicted mask (255 = defect) against the drawn one, as `restore evaluate` scores them."""
+    from restore_cli.evaluate.compare import score_mask
 
-    guess, truth = (np.asarray(Image.open(p).convert("L")) > 127 for p in (predicted, drawn))
-    tp = int(np.count_nonzero(guess & truth))
-    scores = scores_from_counts(tp, int(np.count_nonzero(guess)) - tp, int(np.count_nonzero(truth)) - tp)
+    scores = score_mask(predicted, drawn)
     return {f"mask_{k}": round(float(scores[k]), 4) for k in ("f1", "precision", "recall")}
 
 

@@ -452,8 +452,8 @@ def train_mask(
         return data.validation_set(source, config.val_crops, config.batch, config.crop, config.split_seed)
 
     val_batches = validation(val)
+    teacher = nnx.clone(model) if config.distill_views else None  # a frozen copy of the --init weights
     optimizer = make_optimizer(model, config, steps)
-    teacher = load_model(config.init, KIND, build_unet)[0] if config.distill_views else None  # frozen
     step_fn = make_train_step(mask_loss(config, teacher))
     free_batches = [] if free is None else validation(free)
     evaluate = make_evaluator(config, val_batches, free_batches)
