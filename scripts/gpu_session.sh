@@ -39,7 +39,8 @@
 # detector here trains with --free-share 0.25 (a quarter of the crops defect-free, as the shipped
 # one's last stage did: it flags less of defect-free photos); "--free-share 0" in the ARGS undoes it.
 # MASK_ARGS="--distill-views 4" fine-tunes the shipped detector toward its own four-view mean (can
-# one pass do what `auto`'s four do? Not in 2000 CPU steps: restore_cli/train/mask.py); judge it with
+# one pass do what `auto`'s four do? Not in 2000 CPU steps nor 10k GPU ones, but the GPU run made a
+# better detector at both view counts and is shipped: restore_cli/train/mask.py); judge it with
 # scripts/detector_val_scales.py --views 1,4 --own-scale, then compare_auto.sh with EXTRA="--mask-views 1".
 #
 # Lessons from the lent sessions (2026-11-27): the machine is handed back 30 s after a command
@@ -52,6 +53,10 @@
 # (0.617) and beat the shipped detector on Set12 but lost to it on scikit-image's photographs
 # (scripts/whole_image_check.py, `scratches` -1.5 dB): not shipped (docs/experiments.md). Judge a
 # detector there and on held-out Train400 (scripts/auto_threshold_sweep.py), not on Set12 alone.
+# The fourth (JOBS="mask mask_b" BUDGET_S=460 MASK_ARGS='--distill-views 4' MASK_B_ARGS='--init
+# checkpoints/mask_unet.safetensors --distill-views 4 --distill-share 1', 483 s of a 590 s call,
+# ~28 steps/s each, ~9 min of device time with the start): its `mask` is the shipped detector's
+# last stage; one pass still falls short of four views (restore_cli/train/mask.py).
 set -uo pipefail
 : "${OUT:?set OUT to the folder the results go to}"
 data=${DATA:-.gpu/datasets}

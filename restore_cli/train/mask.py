@@ -53,8 +53,13 @@ term (2000 steps at 1.5e-4, 45 min; ``--distill-share 0.67`` up to the loss's sc
 0.648 and 31.70 / 32.13 dB; ``--distill-share 1`` (600 steps at 3e-4, 14 min): 0.633 / 0.643,
 31.60 / 32.01 dB. The mean gap between one pass and the shipped model's four-view mean did not
 shrink (0.0055 -> 0.0055 / 0.0056): at these budgets one pass does not learn it, and neither run
-was kept. Untried: GPU-scale budgets (``scripts/gpu_session.sh`` with ``MASK_ARGS='--distill-views
-4'``).
+was kept. At GPU scale (H200, 2026-11-27, ``scripts/gpu_session.sh``, 32 crops of 160 px at 3e-4,
+~7 min each): ``--distill-share 0.5`` (10,422 steps) reached 0.645 / 0.653 and 31.81 / 32.15 dB, a
+better detector at both view counts but still short of four views with one; ``--distill-share 1``
+(11,803 steps) 0.637 / 0.641 and 31.70 / 32.02 dB. The first is the shipped detector's last stage
+(``scripts/checkpoints.sh``): earlier GPU fine-tunes on the true masks alone had reached val F1
+0.638 at most and lost on Set12; this one gained there too (docs/experiments.md). No run at the
+same budget without the term was made, so how much is the term's own share is not known.
 """
 
 from __future__ import annotations
