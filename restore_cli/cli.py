@@ -419,7 +419,8 @@ def restore_command(
                                          "the highest probability: for high-resolution scans, whose defects are wider "
                                          "than the 1-4 px it was trained on (more false alarms; see the README). "
                                          "Default: by size, 0 under 1024 px on the shorter side, 1 to 2047, 2 to "
-                                         "4095, then 3.", show_default=False)
+                                         "4095, then 3. Use 0 for big scans whose defects are hairline-thin.",
+                                         show_default=False)
     ] = None,
     tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,

@@ -92,7 +92,10 @@ def auto_scales(height: int, width: int) -> int:
     bench data of 2026-11-27, ``hybrid``), this rule scores 33.18 dB, F1 0.435, against 31.46 /
     0.106 with no coarse level and 33.83 / 0.560 with two on every image (a 4x enlargement wants
     two; size alone cannot tell). On bench/restore_big.py's 6000x4000 scan (defects 2-8 px and
-    larger) the mask's F1 goes from 0.33 to 0.81 (two levels).
+    larger) the mask's F1 goes from 0.33 to 0.81 (two levels). The cost: where a big image's
+    defects are thin (Set12 enlarged 4x, then damaged) the coarse levels' own false alarms take
+    pooled F1 from 0.81 to 0.36 and PSNR from 50.7 to 46.4 dB (smaller in squared error than the
+    gains above); ``--mask-scales 0`` is for such scans. docs/experiments.md has the rules tried.
     """
     short = min(height, width)
     return 0 if short < 2 * AUTO_SCALE_SIDE else min(MAX_AUTO_SCALES, int(math.log2(short / AUTO_SCALE_SIDE)))
