@@ -2,11 +2,15 @@
 
 Reading gives an :class:`Image`: float32 pixels in [0, 1] (H, W, C) with C = 1 or 3,
 plus everything needed to write the result back the way it came in: alpha (kept
-untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF and ICC.
-EXIF orientation is applied on read and reset to 1 on write, so viewers agree.
+untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC and the
+resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for it).
+EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
+more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
+:attr:`Image.frames` says how many it holds, so a caller can warn or refuse to overwrite it.
 
 Backends: Pillow for 8-bit files (and for validating every file's header), pypng for
-16-bit PNG (Pillow silently truncates 16-bit RGB PNG to 8 bits), tifffile for TIFF.
+16-bit PNG (Pillow silently truncates 16-bit RGB PNG to 8 bits), tifffile for TIFF (with
+imagecodecs for the compressions scanners write: LZW, JPEG, PackBits, Deflate).
 Palette images are read as RGB(A) and written back as RGB(A): re-quantising a restored
 photo to 256 colours would throw the restoration away.
 
@@ -71,6 +75,8 @@ class Image:
     pixels: float32 (H, W, C), C = 1 (gray) or 3 (RGB), values in [0, 1].
     alpha: (H, W) in the file's integer dtype, or None. Restoration never touches it.
     bit_depth: 8 or 16, the depth the file had (and the one it is written with).
+    dpi: (x, y) dots per inch as the file stated them, or None.
+    frames: how many images the file holds (pages, thumbnails, animation frames); only the first is read.
     """
 
     pixels: np.ndarray
@@ -79,6 +85,8 @@ class Image:
     format: str = "PNG"
     exif: bytes | None = None
     icc_profile: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    frames: int = 1
 
     @property
     def height(self) -> int:
@@ -191,16 +199,25 @@ def _decode_png16(path: Path) -> np.ndarray:
     return array.reshape(height, width, planes)
 
 
-def _decode_tiff(path: Path) -> tuple[np.ndarray, int]:
-    array = tifffile.imread(os.fspath(path))
+def _decode_tiff(path: Path, im: PILImage.Image) -> tuple[np.ndarray, int]:
+    """The first page: tifffile for grey and RGB(A) at 8 or 16 bits (Pillow cannot read 16-bit RGB),
+    Pillow for what needs interpreting (1-bit, white-is-zero, palette, CMYK -> RGB), which tifffile
+    would hand over as raw numbers."""
+    with tifffile.TiffFile(os.fspath(path)) as tif:
+        page = tif.pages.first
+        raw = (page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+               and page.bitspersample in (8, 16) and page.sampleformat == tifffile.SAMPLEFORMAT.UINT)
+        if raw:
+            array = page.asarray()
+    if not raw:
+        im.load()
+        return _decode_pillow(im)
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
         array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
     if array.dtype == np.uint8:
         return array, 8
     if array.dtype == np.uint16:
         return array, 16
-    if array.dtype == bool:
-        return array.astype(np.uint8) * 255, 8
     raise ValueError(f"unsupported TIFF sample type {array.dtype}")
 
 
@@ -241,10 +258,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             exif = im.getexif()
             orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile")
+            dpi = _dpi(im.info.get("dpi"))
+            frames = int(getattr(im, "n_frames", 1) or 1)
             if fmt == "PNG" and _png_bit_depth(path) == 16:
                 array, depth = _decode_png16(path), 16
             elif fmt == "TIFF":
-                array, depth = _decode_tiff(path)
+                array, depth = _decode_tiff(path, im)
             else:
                 im.load()
                 array, depth = _decode_pillow(im)
@@ -272,7 +291,18 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         format=fmt,
         exif=exif.tobytes() if len(exif) else None,
         icc_profile=icc,
+        dpi=(dpi[1], dpi[0]) if dpi and orientation in (5, 6, 7, 8) else dpi,  # these orientations swap the axes
+        frames=frames,
     )
+
+
+def _dpi(value: object) -> tuple[float, float] | None:
+    """Pillow's ``info['dpi']`` (inches, also for files that state centimetres) as two positive floats, or None."""
+    try:
+        x, y = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y) else None
 
 
 # --------------------------------------------------------------------------- writing
@@ -322,6 +352,33 @@ def _merged(image: Image) -> np.ndarray:
     return colour[:, :, 0] if colour.shape[2] == 1 else colour
 
 
+#: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):
+#: ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright, DocumentName.
+#: Structural tags are the encoder's; the EXIF sub-IFD (camera settings) is not written into TIFFs.
+#: Like every EXIF text Pillow writes, they are 7-bit ASCII (as the specs define them): other
+#: characters come out as '?'.
+TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 316, 33432, 269)
+
+
+def _tiff_text_tags(exif: bytes | None) -> dict[int, bytes]:
+    """The :data:`TIFF_TEXT_TAGS` present in ``exif`` (IFD0, as read from any format), as bytes."""
+    if not exif:
+        return {}
+    tags = PILImage.Exif()
+    try:
+        tags.load(exif)
+    except Exception:  # noqa: BLE001 - unreadable metadata is dropped, never fatal
+        return {}
+    text = {}
+    for tag in TIFF_TEXT_TAGS:
+        value = tags.get(tag)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value.strip("\x00 "):
+            text[tag] = value.rstrip("\x00").encode("utf-8")
+    return text
+
+
 def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -> None:
     """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
 
@@ -340,9 +397,13 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             extratags = [(34675, "B", len(image.icc_profile), image.icc_profile, True)] if image.icc_profile else []
             photometric = "rgb" if array.ndim == 3 and array.shape[2] >= 3 else "minisblack"
             extrasamples = ("unassalpha",) if image.alpha is not None else None
+            resolution = {} if image.dpi is None else {"resolution": image.dpi, "resolutionunit": "INCH"}
+            text = _tiff_text_tags(image.exif)
+            extratags += [(tag, "s", 0, value, True) for tag, value in text.items() if tag not in (270, 305)]
             tifffile.imwrite(
                 tmp, array, photometric=photometric, extrasamples=extrasamples,
-                compression="zlib", extratags=extratags,
+                compression="zlib", extratags=extratags, metadata=None,  # no tifffile JSON in the description
+                description=text.get(270), software=text.get(305, False), **resolution,
             )
         elif fmt == "PNG" and image.bit_depth == 16:
             _write_png16(tmp, array, has_alpha=image.alpha is not None)
@@ -352,6 +413,8 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
                 kwargs["exif"] = image.exif
             if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP"):
                 kwargs["icc_profile"] = image.icc_profile
+            if image.dpi and fmt in ("PNG", "JPEG", "BMP"):
+                kwargs["dpi"] = image.dpi
             if fmt == "JPEG":
                 kwargs.update(quality=jpeg_quality, subsampling=0)
             elif fmt == "WEBP":

@@ -95,6 +95,90 @@ def test_exif_orientation_is_applied_and_reset(tmp_path: Path) -> None:
         assert im.getexif().get(0x0112) == 1
 
 
+@pytest.mark.parametrize("compression", ["lzw", "jpeg", "packbits", "deflate"])
+def test_compressed_tiff_scans_are_read(tmp_path: Path, compression: str) -> None:
+    import tifffile
+
+    y, x = np.mgrid[0:24, 0:40]
+    array = np.stack([x * 6, y * 10, x * 3 + y * 4], axis=-1).astype(np.uint8)  # smooth: JPEG stays close
+    path = tmp_path / f"scan-{compression}.tif"
+    tifffile.imwrite(path, array, photometric="rgb", compression=compression)
+    image = io.read_image(path)
+    back = io.to_integer(image.pixels, 8)
+    if compression == "jpeg":  # lossy: close, not equal
+        assert back.shape == array.shape and np.abs(back.astype(int) - array).mean() < 3
+    else:
+        assert np.array_equal(back, array)
+
+
+@pytest.mark.parametrize("kind", ["white-is-zero", "palette", "cmyk", "1-bit"])
+def test_tiffs_that_need_interpreting_read_as_they_display(tmp_path: Path, kind: str) -> None:
+    import tifffile
+
+    rgb = PILImage.fromarray(_gradient(16, 24, 3))
+    path = tmp_path / f"{kind}.tif"
+    if kind == "white-is-zero":  # stored inverted: 0 is white
+        tifffile.imwrite(path, 255 - _gradient(16, 24, 1), photometric="miniswhite")
+    else:
+        {"palette": rgb.quantize(colors=16), "cmyk": rgb.convert("CMYK"), "1-bit": rgb.convert("1")}[kind].save(path)
+    with PILImage.open(path) as im:
+        shown = np.asarray(im.convert("L" if kind in ("white-is-zero", "1-bit") else "RGB"))
+    image = io.read_image(path)
+    assert np.array_equal(io.to_integer(image.pixels, 8).reshape(shown.shape), shown)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".tif", ".bmp"])
+def test_resolution_survives_a_round_trip(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"scan{suffix}"
+    PILImage.fromarray(_gradient(10, 20, 3)).save(path, dpi=(600, 300))
+    image = io.read_image(path)
+    assert image.dpi is not None and np.allclose(image.dpi, (600, 300), atol=0.01)
+    out = tmp_path / f"out{suffix}"
+    io.write_image(out, image)
+    with PILImage.open(out) as im:
+        assert np.allclose(im.info["dpi"], (600, 300), atol=0.01)
+    png = tmp_path / "converted.png"  # a format change keeps it too
+    io.write_image(png, image)
+    assert np.allclose(io.read_image(png).dpi, (600, 300), atol=0.01)
+
+
+def test_rotating_orientation_swaps_the_resolution(tmp_path: Path) -> None:
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rotated.jpg"
+    PILImage.fromarray(_gradient(10, 20, 3)).save(path, exif=exif.tobytes(), dpi=(600, 300))
+    image = io.read_image(path)
+    assert (image.height, image.width) == (20, 10) and image.dpi == (300, 600)
+
+
+@pytest.mark.parametrize("source", [".tif", ".jpg"])
+def test_a_tiff_output_keeps_the_caption_and_credits(tmp_path: Path, source: str) -> None:
+    tags = {270: "Grandma, Brighton 1931", 315: "J. Smith", 33432: "(c) Smith family", 305: "ScanSoft 2"}
+    exif = PILImage.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    path = tmp_path / f"scan{source}"
+    PILImage.fromarray(_gradient(8, 12, 3)).save(path, exif=exif.tobytes())
+    out = tmp_path / "out.tif"
+    io.write_image(out, io.read_image(path))
+    with PILImage.open(out) as im:
+        assert {tag: im.getexif().get(tag) for tag in tags} == tags  # not tifffile's JSON shape or name
+
+
+def test_files_with_several_images_are_read_as_the_first(tmp_path: Path) -> None:
+    first, second = _gradient(12, 16, 3), _gradient(6, 8, 3)
+    path = tmp_path / "pages.tif"
+    PILImage.fromarray(first).save(path, save_all=True, append_images=[PILImage.fromarray(second)])
+    image = io.read_image(path)
+    assert image.frames == 2 and np.array_equal(io.to_integer(image.pixels, 8), first)
+    assert io.read_image(_write_png(tmp_path / "one.png")).frames == 1
+
+
+def _write_png(path: Path) -> Path:
+    PILImage.fromarray(_gradient(4, 4, 1)).save(path)
+    return path
+
+
 def test_write_refuses_to_drop_data(tmp_path: Path) -> None:
     image16 = io.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16)
     with pytest.raises(InputError, match="16-bit"):

@@ -247,6 +247,21 @@ def test_in_place_without_suffix_replaces_originals_once(tmp_path: Path) -> None
     assert (src / "p00.png").read_bytes() == restored
 
 
+def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    pages = [PILImage.fromarray(photo(32, 32, 3, seed=s)) for s in (0, 1)]
+    pages[0].save(src / "album.tif", save_all=True, append_images=pages[1:])
+    original = (src / "album.tif").read_bytes()
+    copy = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert copy.exit_code == 0 and "holds 2 images" in copy.stderr
+    assert (tmp_path / "out" / "album.tif").is_file()
+    in_place = restore(src, "-o", src, "--method", "classical", "--in-place", "--json")
+    assert in_place.exit_code == 3 and statuses(in_place.stdout) == {"album.tif": "failed"}
+    assert "only the first would be kept" in in_place.stderr and "Traceback" not in in_place.stderr
+    assert (src / "album.tif").read_bytes() == original  # both pages still there
+
+
 def test_bad_files_fail_alone_with_status_3_and_fail_fast_stops(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=2, size=24)
     (src / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")

@@ -157,6 +157,8 @@ class _Run:
             return False
         before = sidecar.snapshot(job.source)
         image = read_image(job.source, max_pixels=opts.max_pixels)
+        if image.frames > 1:
+            check_extra_frames(job.source, output, image.frames)
         user_mask = None if mask_source is None else read_user_mask(mask_source, job, image.pixels.shape, opts.max_pixels)
         output_shape = image.pixels.shape[:2]
         restored = self.method.restore(image.pixels, user_mask)
@@ -179,6 +181,19 @@ class _Run:
                       {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)})
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
         return True
+
+
+def check_extra_frames(source: Path, output: Path, frames: int) -> None:
+    """A file holding several images (TIFF pages or thumbnail, animation) is restored as its first image.
+
+    Say so; and refuse to overwrite the original (``--in-place`` without ``--suffix``), which would drop
+    the other images for good.
+    """
+    if output.resolve() == source.resolve():
+        raise InputError(source, f"holds {frames} images (pages or frames) and only the first would be kept: "
+                                 "not overwritten (write to another folder, or use --suffix)")
+    log.warning("%s: holds %d images (pages or frames); only the first is restored into %s",
+                display_path(source), frames, display_path(output))
 
 
 def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, console: Any = None) -> ExitStatus:
