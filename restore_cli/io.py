@@ -2,8 +2,12 @@
 
 Reading gives an :class:`Image`: float32 pixels in [0, 1] (H, W, C) with C = 1 or 3,
 plus everything needed to write the result back the way it came in: alpha (kept
-untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC and the
+untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC, XMP (where
+archive software keeps captions and keywords), PNG text chunks and JPEG comments, and the
 resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for it).
+What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF, dpi
+into WebP); JPEG's
+IPTC block is not written back (Pillow cannot).
 EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
 more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
 :attr:`Image.frames` says how many it holds, so a caller can warn or refuse to overwrite it.
@@ -24,7 +28,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import struct
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +38,7 @@ import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image as PILImage
-from PIL import ImageOps, UnidentifiedImageError
+from PIL import ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from restore_cli.errors import InputError, UsageError
 
@@ -76,6 +82,7 @@ class Image:
     alpha: (H, W) in the file's integer dtype, or None. Restoration never touches it.
     bit_depth: 8 or 16, the depth the file had (and the one it is written with).
     dpi: (x, y) dots per inch as the file stated them, or None.
+    xmp: the XMP packet (bytes), or None. text: PNG text chunks (a JPEG comment as "Comment"), or None.
     frames: how many images the file holds (pages, thumbnails, animation frames); only the first is read.
     """
 
@@ -87,6 +94,8 @@ class Image:
     icc_profile: bytes | None = None
     dpi: tuple[float, float] | None = None
     frames: int = 1
+    xmp: bytes | None = None
+    text: dict[str, str] | None = None
 
     @property
     def height(self) -> int:
@@ -267,6 +276,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             else:
                 im.load()
                 array, depth = _decode_pillow(im)
+            xmp, text = _read_xmp(im), _read_text(im)
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -293,7 +303,36 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         icc_profile=icc,
         dpi=(dpi[1], dpi[0]) if dpi and orientation in (5, 6, 7, 8) else dpi,  # these orientations swap the axes
         frames=frames,
+        xmp=xmp,
+        text=text,
     )
+
+
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+
+def _read_xmp(im: PILImage.Image) -> bytes | None:
+    """The raw XMP packet of a JPEG, WebP, PNG or TIFF file, or None."""
+    value = im.info.get("xmp") or im.info.get(_PNG_XMP_KEY)
+    if value is None and hasattr(im, "tag_v2"):
+        value = im.tag_v2.get(700)
+    if isinstance(value, tuple):  # a TIFF BYTE array read as numbers
+        value = bytes(value)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return value if isinstance(value, bytes) and value.strip() else None
+
+
+def _read_text(im: PILImage.Image) -> dict[str, str] | None:
+    """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
+    text: dict[str, str] = {}
+    if im.format == "PNG":
+        skip = {_PNG_XMP_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
+        text = {k: str(v) for k, v in im.info.items() if isinstance(v, str) and k not in skip}
+    comment = im.info.get("comment") if im.format in ("JPEG", "MPO") else None
+    if isinstance(comment, bytes) and comment.strip(b"\x00 "):
+        text["Comment"] = comment.rstrip(b"\x00").decode("utf-8", "replace")
+    return text or None
 
 
 def _dpi(value: object) -> tuple[float, float] | None:
@@ -400,6 +439,8 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             resolution = {} if image.dpi is None else {"resolution": image.dpi, "resolutionunit": "INCH"}
             text = _tiff_text_tags(image.exif)
             extratags += [(tag, "s", 0, value, True) for tag, value in text.items() if tag not in (270, 305)]
+            if image.xmp:
+                extratags.append((700, "B", len(image.xmp), image.xmp, True))
             tifffile.imwrite(
                 tmp, array, photometric=photometric, extrasamples=extrasamples,
                 compression="zlib", extratags=extratags, metadata=None,  # no tifffile JSON in the description
@@ -407,6 +448,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             )
         elif fmt == "PNG" and image.bit_depth == 16:
             _write_png16(tmp, array, has_alpha=image.alpha is not None)
+            _add_png_chunks(tmp, _png16_metadata(image))
         else:
             kwargs: dict = {}
             if image.exif and fmt in ("PNG", "JPEG", "WEBP"):
@@ -415,6 +457,12 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
                 kwargs["icc_profile"] = image.icc_profile
             if image.dpi and fmt in ("PNG", "JPEG", "BMP"):
                 kwargs["dpi"] = image.dpi
+            if image.xmp and fmt in ("JPEG", "WEBP"):
+                kwargs["xmp"] = image.xmp
+            if fmt == "PNG" and (image.text or image.xmp):
+                kwargs["pnginfo"] = _png_text(image)
+            if fmt == "JPEG" and image.text and image.text.get("Comment"):
+                kwargs["comment"] = image.text["Comment"].encode("utf-8")
             if fmt == "JPEG":
                 kwargs.update(quality=jpeg_quality, subsampling=0)
             elif fmt == "WEBP":
@@ -430,6 +478,51 @@ def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:
     )
     with open(path, "wb") as fh:
         writer.write(fh, array.reshape(height, width * planes))
+
+
+def _text_items(image: Image) -> list[tuple[str, str]]:
+    items = list((image.text or {}).items())
+    if image.xmp:
+        items.append((_PNG_XMP_KEY, image.xmp.decode("utf-8", "replace")))
+    return items
+
+
+def _png_text(image: Image) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    for key, value in _text_items(image):
+        info.add_itxt(key, value)
+    return info
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png16_metadata(image: Image) -> list[bytes]:
+    """The chunks Pillow would write for an 8-bit PNG (pypng writes 16-bit ones without them):
+    iCCP, pHYs, eXIf, iTXt (text and XMP)."""
+    chunks = []
+    if image.icc_profile:
+        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(image.icc_profile)))
+    if image.dpi:
+        x, y = (int(round(d / 0.0254)) for d in image.dpi)
+        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
+    if image.exif:
+        exif = image.exif[6:] if image.exif.startswith(b"Exif\x00\x00") else image.exif
+        chunks.append(_png_chunk(b"eXIf", exif))
+    for key, value in _text_items(image):
+        keyword = key.encode("latin-1", "replace")[:79]
+        chunks.append(_png_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    return chunks
+
+
+def _add_png_chunks(path: Path, chunks: list[bytes]) -> None:
+    """Insert ready-made chunks right after a PNG file's IHDR (where every one of them may stand)."""
+    if not chunks:
+        return
+    data = path.read_bytes()
+    end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length + type, IHDR data, CRC
+    path.write_bytes(data[:end_of_ihdr] + b"".join(chunks) + data[end_of_ihdr:])
 
 
 def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:

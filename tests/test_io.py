@@ -165,6 +165,45 @@ def test_a_tiff_output_keeps_the_caption_and_credits(tmp_path: Path, source: str
         assert {tag: im.getexif().get(tag) for tag in tags} == tags  # not tifffile's JSON shape or name
 
 
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description dc:title="Anna, 1931"/></rdf:RDF></x:xmpmeta>'
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".tif", ".webp"])
+def test_xmp_captions_survive(tmp_path: Path, suffix: str) -> None:
+    image = io.Image(pixels=io.to_float(_gradient(8, 12, 3)[:, :, :3], 8), xmp=XMP)
+    io.write_image(tmp_path / f"in{suffix}", image)
+    assert io.read_image(tmp_path / f"in{suffix}").xmp == XMP
+    io.write_image(tmp_path / "out.png", io.read_image(tmp_path / f"in{suffix}"))  # through a conversion too
+    assert io.read_image(tmp_path / "out.png").xmp == XMP
+
+
+def test_png_text_and_jpeg_comments_survive(tmp_path: Path) -> None:
+    text = {"Title": "Wedding", "Description": "Grand-mère à Brighton"}
+    image = io.Image(pixels=io.to_float(_gradient(8, 12, 3), 8), text=text)
+    io.write_image(tmp_path / "a.png", image)
+    assert io.read_image(tmp_path / "a.png").text == text
+    PILImage.fromarray(_gradient(8, 12, 3)).save(tmp_path / "b.jpg", comment=b"album page 3")
+    io.write_image(tmp_path / "c.jpg", io.read_image(tmp_path / "b.jpg"))
+    assert io.read_image(tmp_path / "c.jpg").text == {"Comment": "album page 3"}
+
+
+def test_a_16_bit_png_keeps_what_an_8_bit_one_keeps(tmp_path: Path) -> None:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = PILImage.Exif()
+    exif[315] = "J. Smith"
+    image = io.Image(pixels=io.to_float(_gradient(8, 12, 3, 16), 16), bit_depth=16, exif=exif.tobytes(),
+                     icc_profile=icc, dpi=(600.0, 600.0), xmp=XMP, text={"Title": "Wedding"})
+    io.write_image(tmp_path / "deep.png", image)
+    back = io.read_image(tmp_path / "deep.png")
+    assert back.bit_depth == 16 and np.array_equal(back.pixels, image.pixels)
+    assert back.icc_profile == icc and np.allclose(back.dpi, (600, 600), atol=0.01)
+    assert back.xmp == XMP and back.text == {"Title": "Wedding"}
+    with PILImage.open(tmp_path / "deep.png") as im:
+        assert im.getexif().get(315) == "J. Smith"
+
+
 def test_files_with_several_images_are_read_as_the_first(tmp_path: Path) -> None:
     first, second = _gradient(12, 16, 3), _gradient(6, 8, 3)
     path = tmp_path / "pages.tif"
