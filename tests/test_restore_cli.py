@@ -262,6 +262,26 @@ def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path
     assert (src / "album.tif").read_bytes() == original  # both pages still there
 
 
+def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from restore_cli.restoration import runner
+
+    src = folder_of_photos(tmp_path / "in", count=3, size=24)
+    calls = []
+
+    def full(path, image):
+        calls.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner, "write_image", full)
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 1 and len(calls) == 1  # not three failures in a row
+    assert "No space left on device" in result.stderr and "a rerun skips" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert statuses(result.stdout) == {"p00.png": "failed"}
+
+
 def test_bad_files_fail_alone_with_status_3_and_fail_fast_stops(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=2, size=24)
     (src / "a_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")

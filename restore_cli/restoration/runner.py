@@ -16,6 +16,7 @@ fail that file only, through :func:`restore_cli.batch.run_batch`; the exit statu
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import time
@@ -36,6 +37,9 @@ from restore_cli.restoration.methods import (
 )
 
 log = logging.getLogger("restore.restore")
+
+#: Write errors that end the run rather than one file: the disk or quota is full, or read-only.
+OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 @dataclasses.dataclass
@@ -121,6 +125,10 @@ class _Run:
         except OSError as exc:
             where = f" ({display_path(exc.filename)})" if exc.filename else ""
             error = InputError(job.source, f"{exc.strerror or exc}{where}")
+            if exc.errno in OUTPUT_FULL:  # every later file would fail the same way: stop here
+                self.emit(job, "failed", time.perf_counter() - start, error=str(error))
+                raise RestoreError(f"{display_path(self.options.output)}: cannot write ({exc.strerror}); stopped at "
+                                   f"{display_path(job.source)}: a rerun skips the files already done") from None
         except Exception as exc:  # a bug or a library failure on one odd image must not stop an archive run
             log.debug("traceback for %s", display_path(job.source), exc_info=True)
             error = InputError(job.source, f"restoration failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
