@@ -386,7 +386,9 @@ def restore_command(
         typer.Argument(help="Image files or folders (read from stdin, one per line, when omitted and piped).",
                        show_default=False),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the restored images.")] = ...,
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Folder for the restored images; for one input file, also the result's own "
+                               "name (-o fixed.jpg: its extension picks the format).")] = ...,
     method: Annotated[
         str, typer.Option(help="auto (default: vae when its checkpoint exists, else hybrid), vae (restoration model, "
                                "then inpainting under the learned mask), hybrid (learned mask + inpainting: fast), "

@@ -262,6 +262,26 @@ def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path
     assert (src / "album.tif").read_bytes() == original  # both pages still there
 
 
+def test_one_file_to_a_named_file(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    out = tmp_path / "fixed" / "grandma.tif"
+    result = restore(src / "p00.png", "-o", out, "--method", "classical", "--json")
+    assert result.exit_code == 0 and statuses(result.stdout) == {"p00.png": "ok"}
+    assert io.read_image(out).format == "TIFF" and sorted(p.name for p in out.parent.iterdir()) == [".restore", "grandma.tif"]
+    again = restore(src / "p00.png", "-o", out, "--method", "classical", "--json")
+    assert set(statuses(again.stdout).values()) == {"skipped"}
+    for args, reason in [((src, "-o", tmp_path / "x.png"), "input is a folder"),
+                         ((src / "p00.png", src / "p01.png", "-o", tmp_path / "x.png"), "2 files"),
+                         ((src / "p00.png", "-o", tmp_path / "x.png", "--suffix", "_r"), "--suffix"),
+                         ((src / "p00.png", "-o", src / "p00.png"), "--in-place")]:
+        refused = restore(*args, "--method", "classical")
+        assert refused.exit_code == 2 and reason in refused.stderr
+    assert not (tmp_path / "x.png").exists()
+    (tmp_path / "looks.png").mkdir()  # an existing folder with an image-like name stays a folder
+    assert restore(src, "-o", tmp_path / "looks.png", "--method", "classical").exit_code == 0
+    assert (tmp_path / "looks.png" / "p01.png").is_file()
+
+
 def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) -> None:
     import errno
 

@@ -12,6 +12,9 @@ Kept apart from the runner so each rule is a small pure function that tests can 
   coordination between machines: every file is in exactly one shard.
 * Folder safety: the output may not be a folder that holds inputs (nor, with
   ``--recursive``, lie inside an input folder) unless ``--in-place``.
+* One file: ``restore restore old.jpg -o fixed.jpg`` (one input file, ``-o`` with an image
+  extension and not an existing folder) writes exactly that file, in the format its extension
+  names (:func:`single_output`); the run's records and lock sit in its folder as for a folder.
 """
 
 from __future__ import annotations
@@ -71,6 +74,30 @@ def plan_jobs(pairs: list[tuple[Path, Path]], fmt: str, suffix: str, shard: tupl
     return jobs
 
 
+def single_output(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, *, fmt: str, suffix: str,
+                  shard: str | None, in_place: bool) -> Job | None:
+    """The one job of ``restore restore FILE -o NEW_FILE``, or None when ``output`` is a folder.
+
+    ``output`` names a file when its extension is an image format's and no folder of that name
+    exists. UsageError when that cannot mean one result: several inputs or a folder, or options
+    that name outputs inside a folder (--format, --suffix, --shard), or the input itself without
+    ``--in-place``.
+    """
+    if output.suffix.lower() not in IMAGE_SUFFIXES or output.is_dir():
+        return None
+    if len(inputs) != 1 or inputs[0].is_dir() or len(pairs) != 1:
+        raise UsageError(f"-o {display_path(output)} names one file, but the input is "
+                         f"{'a folder' if inputs and inputs[0].is_dir() else f'{len(pairs)} files'}: "
+                         "give -o a folder for several results")
+    if fmt != "same" or suffix or shard:
+        raise UsageError(f"-o {display_path(output)} names the result itself: --format, --suffix and --shard "
+                         "are for output folders (the extension decides the format)")
+    source, rel = pairs[0]
+    if output.resolve() == source.resolve() and not in_place:
+        raise UsageError(f"-o {display_path(output)} is the input itself: pass --in-place to overwrite it")
+    return Job(source, rel, Path(output.name))
+
+
 def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, recursive: bool, in_place: bool) -> None:
     """UsageError if ``output`` would mix results into the inputs' folders and ``--in-place`` is not given."""
     if in_place:
@@ -113,4 +140,4 @@ def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixel
     return mask_image.pixels.max(axis=2) > 0.5
 
 
-__all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "check_output_folder", "locate_user_mask", "read_user_mask"]
+__all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "single_output", "check_output_folder", "locate_user_mask", "read_user_mask"]

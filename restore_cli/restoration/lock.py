@@ -79,11 +79,12 @@ class OutputLock:
             os.close(fd)
 
 
-def remove_partials(folder: Path, owned: list[Path] | None = None) -> int:
+def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = True) -> int:
     """Delete ``.*.partial`` files left by a killed run under ``folder`` (call only while holding the lock).
 
     With ``owned`` (a shard's output paths relative to ``folder``), only the temporaries of
-    those outputs are removed: other shards may be writing theirs right now.
+    those outputs are removed: other shards may be writing theirs right now. ``walk=False``
+    looks in ``folder`` itself only (not its sub-folders).
     """
     removed = 0
     if not folder.is_dir():
@@ -94,7 +95,8 @@ def remove_partials(folder: Path, owned: list[Path] | None = None) -> int:
         for rel in owned:
             # io.atomic_path names temporaries ".<stem[:40]>.<random>.partial"
             prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(f".{rel.stem[:40]}.")
-    for root, _dirs, files in os.walk(folder):
+    listing = os.walk(folder) if walk else [(os.fspath(folder), [], [e.name for e in os.scandir(folder) if e.is_file()])]
+    for root, _dirs, files in listing:
         mine = None if prefixes is None else prefixes.get(os.path.normpath(root), set())
         for name in files:
             if mine is not None and not any(name.startswith(p) for p in mine):

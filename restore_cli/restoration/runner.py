@@ -30,7 +30,9 @@ from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import DEFAULT_MAX_PIXELS, collect_inputs, display_path, read_image, write_gray8, write_image
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
-from restore_cli.restoration.jobs import Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask
+from restore_cli.restoration.jobs import (
+    Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask, single_output,
+)
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
     DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
@@ -210,19 +212,28 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     settings = _settings(options)
     shard = parse_shard(options.shard)
     pairs = collect_inputs(options.inputs, recursive=options.recursive)
-    check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
-    jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
+    single = single_output(options.inputs, pairs, options.output, fmt=options.fmt, suffix=options.suffix,
+                           shard=options.shard, in_place=options.in_place)
+    if single is not None:  # -o names the result: its folder is the output folder, its name the job's output
+        options = dataclasses.replace(options, output=options.output.parent)
+        jobs = [single]
+    else:
+        check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
+        jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
     try:
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RestoreError(f"{display_path(options.output)}: cannot create the output folder ({exc.strerror})") from None
     with OutputLock(options.output, shard):
+        only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
-            options.output: None if shard is None else [job.rel_output for job in jobs],
-            options.save_masks: None if shard is None else [job.rel.with_suffix(".png") for job in jobs],
+            options.output: [job.rel_output for job in jobs] if only_own else None,
+            options.save_masks: [job.rel.with_suffix(".png") for job in jobs] if only_own else None,
         }
         for folder in (options.output, options.save_masks):
-            if folder is not None and (removed := remove_partials(folder, owned[folder])):
+            # One file's folder may be any folder (a home directory): not walked, only its own temporaries.
+            walk = single is None or folder != options.output
+            if folder is not None and (removed := remove_partials(folder, owned[folder], walk=walk)):
                 log.info("%s: removed %d unfinished file(s) of an interrupted run", display_path(folder), removed)
         if not jobs:
             log.warning("no images to restore%s", " in this shard" if shard else "")
@@ -237,7 +248,8 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
                                    "failed": summary.failed, "seconds": round(seconds, 3),
                                    "compile_count": method.compile_count(), "status": int(summary.status)}) + "\n")
         json_out.flush()
-    line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(options.output)}"
+    shown = options.output if single is None else options.output / single.rel_output
+    line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(shown)}"
     if console is not None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
