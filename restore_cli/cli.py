@@ -448,13 +448,14 @@ def restore_command(
     verbose: Verbose = False,
     quiet: Quiet = False,
 ) -> None:
-    """Restore damaged photos: find scratches and dust, fill them in, keep size, depth, alpha and EXIF.
+    """Restore damaged photos: find scratches and dust, fill them in, keep size, depth, alpha and metadata.
 
     Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and redo what
-    changed; a second run on the same output folder exits with status 4. Example:
+    changed; a second run on the same output folder exits with status 4. Examples:
 
     \b
       restore restore scans/ -r -o restored/ --method classical --suffix _restored
+      restore restore grandma.tif -o grandma-restored.tif
     """
     from restore_cli.restoration.runner import RestoreOptions, restore_files
 
