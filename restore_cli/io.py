@@ -246,6 +246,16 @@ def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     raise ValueError(f"{channels} channels per pixel are not supported")
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, without decoding it; None where it cannot be read
+    (:func:`read_image` then says why)."""
+    try:
+        with PILImage.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any failure is read_image's to report
+        return None
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
     """Decode an image file. Raises :class:`InputError` (one line, naming the file) on any problem."""
     path = Path(path)

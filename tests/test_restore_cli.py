@@ -282,6 +282,20 @@ def test_one_file_to_a_named_file(tmp_path: Path) -> None:
     assert (tmp_path / "looks.png" / "p01.png").is_file()
 
 
+def test_an_image_too_big_for_memory_fails_alone_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    from restore_cli.restoration import runner
+
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(photo(40, 40, 3)).save(src / "big.png")
+    PILImage.fromarray(photo(20, 20, 3)).save(src / "small.png")
+    monkeypatch.setattr(runner, "memory_available", lambda: 30 * 30 * 42)  # classical: 42 bytes per pixel
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 3 and statuses(result.stdout) == {"big.png": "failed", "small.png": "ok"}
+    assert "big.png: 40x40 needs about" in result.stderr and "free (RAM and swap)" in result.stderr
+    assert not (tmp_path / "out" / "big.png").exists()
+
+
 def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) -> None:
     import errno
 

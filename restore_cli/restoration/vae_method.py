@@ -269,6 +269,7 @@ class VAEMethod:
     """
 
     name = "vae"
+    bytes_per_pixel = 62  # see methods.Method
 
     def __init__(self, settings: Any, *, require_detector: bool = False, name: str = "vae"):
         from restore_cli.restoration import methods  # late: methods.py lists this class
