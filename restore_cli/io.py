@@ -256,6 +256,23 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
         return None
 
 
+def usable_images(paths: list[Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:
+    """The ``paths`` an image decoder accepts by their header (training folders are checked this way
+    up front, so one bad file is named and left out instead of stopping a run hours in); each one
+    left out gets a warning with :func:`read_image`'s reason."""
+    kept = []
+    for path in paths:
+        size = image_size(path)
+        if size is None or size[0] * size[1] > max_pixels:
+            try:
+                read_image(path, max_pixels)
+            except InputError as exc:
+                log.warning("%s: skipped (%s)", display_path(path), exc.reason)
+                continue
+        kept.append(path)
+    return kept
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:
     """Decode an image file. Raises :class:`InputError` (one line, naming the file) on any problem."""
     path = Path(path)

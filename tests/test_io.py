@@ -218,6 +218,15 @@ def _write_png(path: Path) -> Path:
     return path
 
 
+def test_training_folders_leave_out_unreadable_files_by_name(tmp_path: Path, caplog) -> None:
+    PILImage.fromarray(_gradient(8, 8, 1)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    PILImage.fromarray(_gradient(30, 30, 1)).save(tmp_path / "c.png")  # over the pixel limit below
+    kept = io.usable_images(io.list_images(tmp_path), max_pixels=100)
+    assert kept == [tmp_path / "a.png"]
+    assert "b.png: skipped (not a recognised image file" in caplog.text and "c.png: skipped (image too large" in caplog.text
+
+
 def test_write_refuses_to_drop_data(tmp_path: Path) -> None:
     image16 = io.Image(pixels=np.zeros((4, 4, 1), np.float32), bit_depth=16)
     with pytest.raises(InputError, match="16-bit"):

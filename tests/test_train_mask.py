@@ -84,6 +84,16 @@ def test_batches_follow_the_contract_and_depend_only_on_the_step(folder):
     assert steps == [4, 5, 6]
 
 
+def test_online_training_leaves_out_a_broken_file(folder, tmp_path):
+    import shutil
+
+    clean = tmp_path / "clean"
+    shutil.copytree(folder / "clean", clean)
+    (clean / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    source = data.OnlineSource.from_folder(clean, online_degrade_config(), region=32)
+    assert len(source) == len(list((folder / "clean").iterdir())) and clean / "zz_broken.png" not in source.paths
+
+
 def test_online_batches_are_fresh_but_reproducible(folder):
     source = data.OnlineSource.from_folder(folder / "clean", online_degrade_config(), region=32)
     batches = data.Batches(source, batch=6, crop=24, seed=1)

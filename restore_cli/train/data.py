@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from restore_cli.errors import UsageError
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image
+from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image, usable_images
 from restore_cli.restoration.tiling import pad_to
 from restore_cli.train.prefetch import Prefetcher  # noqa: F401  (part of this module's API)
 
@@ -198,7 +198,7 @@ class OnlineSource:
     def from_folder(cls, folder: Path, config: object, **kwargs) -> OnlineSource:
         if not Path(folder).is_dir():
             raise UsageError(f"--online {display_path(folder)}: not a folder of clean images")
-        return cls(list_images(Path(folder)), config, **kwargs)
+        return cls(usable_images(list_images(Path(folder)), kwargs.get("max_pixels", DEFAULT_MAX_PIXELS)), config, **kwargs)
 
     def __len__(self) -> int:
         return len(self.paths)

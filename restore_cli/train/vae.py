@@ -32,7 +32,7 @@ from flax import nnx
 
 from restore_cli.errors import UsageError
 from restore_cli.evaluate.metrics import psnr, ssim
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image
+from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image, usable_images
 from restore_cli.models.vae import KIND, build_model, load_vae
 from restore_cli.models.vae_blocks import parameter_count
 from restore_cli.restoration.vae_method import VAERestorer
@@ -98,9 +98,9 @@ class RealCrops:
     def __init__(self, folder: Path, crop: int, batch: int, seed: int, max_pixels: int = DEFAULT_MAX_PIXELS):
         if not Path(folder).is_dir():
             raise UsageError(f"--real {display_path(folder)}: not a folder of photos")
-        self.paths = list_images(Path(folder))
+        self.paths = usable_images(list_images(Path(folder)), max_pixels)
         if not self.paths:
-            raise UsageError(f"--real {display_path(folder)}: no images")
+            raise UsageError(f"--real {display_path(folder)}: no usable images")
         self.crop, self.batch, self.seed, self.max_pixels = crop, batch, seed, max_pixels
         self._cache: dict[Path, np.ndarray] = {}
 
@@ -118,9 +118,9 @@ class RealCrops:
 
 def val_folder_pairs(folder: Path, sigma: float, seed: int, max_pixels: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(noisy, clean) luminance pairs: every image of ``folder`` with AWGN of ``sigma`` (0..255), fixed seed."""
-    paths = list_images(Path(folder)) if Path(folder).is_dir() else []
+    paths = usable_images(list_images(Path(folder)), max_pixels) if Path(folder).is_dir() else []
     if not paths:
-        raise UsageError(f"--val {display_path(folder)}: not a folder of images")
+        raise UsageError(f"--val {display_path(folder)}: not a folder of usable images")
     pairs = []
     for i, path in enumerate(paths):
         clean = data.to_luma(read_image(path, max_pixels).pixels)
