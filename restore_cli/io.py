@@ -14,7 +14,8 @@ more than one image (a TIFF with pages or a thumbnail, an animation) is read as 
 
 Backends: Pillow for 8-bit files (and for validating every file's header), pypng for
 16-bit PNG (Pillow silently truncates 16-bit RGB PNG to 8 bits), tifffile for TIFF (with
-imagecodecs for the compressions scanners write: LZW, JPEG, PackBits, Deflate).
+imagecodecs for the compressions scanners write: LZW, JPEG, PackBits, Deflate); the metadata
+helpers are in :mod:`restore_cli.metadata`.
 Palette images are read as RGB(A) and written back as RGB(A): re-quantising a restored
 photo to 256 colours would throw the restoration away.
 
@@ -28,9 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-import struct
 import tempfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,9 +37,12 @@ import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image as PILImage
-from PIL import ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from restore_cli.errors import InputError, UsageError
+from restore_cli.metadata import (
+    add_png_chunks, dpi_of, png16_metadata, png_text, read_text, read_xmp, tiff_text_tags,
+)
 
 log = logging.getLogger("restore.io")
 
@@ -294,7 +296,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             exif = im.getexif()
             orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile")
-            dpi = _dpi(im.info.get("dpi"))
+            dpi = dpi_of(im.info.get("dpi"))
             frames = int(getattr(im, "n_frames", 1) or 1)
             if fmt == "PNG" and _png_bit_depth(path) == 16:
                 array, depth = _decode_png16(path), 16
@@ -303,7 +305,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             else:
                 im.load()
                 array, depth = _decode_pillow(im)
-            xmp, text = _read_xmp(im), _read_text(im)
+            xmp, text = read_xmp(im), read_text(im)
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -335,40 +337,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     )
 
 
-_PNG_XMP_KEY = "XML:com.adobe.xmp"
-
-
-def _read_xmp(im: PILImage.Image) -> bytes | None:
-    """The raw XMP packet of a JPEG, WebP, PNG or TIFF file, or None."""
-    value = im.info.get("xmp") or im.info.get(_PNG_XMP_KEY)
-    if value is None and hasattr(im, "tag_v2"):
-        value = im.tag_v2.get(700)
-    if isinstance(value, tuple):  # a TIFF BYTE array read as numbers
-        value = bytes(value)
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    return value if isinstance(value, bytes) and value.strip() else None
-
-
-def _read_text(im: PILImage.Image) -> dict[str, str] | None:
-    """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
-    text: dict[str, str] = {}
-    if im.format == "PNG":
-        skip = {_PNG_XMP_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
-        text = {k: str(v) for k, v in im.info.items() if isinstance(v, str) and k not in skip}
-    comment = im.info.get("comment") if im.format in ("JPEG", "MPO") else None
-    if isinstance(comment, bytes) and comment.strip(b"\x00 "):
-        text["Comment"] = comment.rstrip(b"\x00").decode("utf-8", "replace")
-    return text or None
-
-
-def _dpi(value: object) -> tuple[float, float] | None:
-    """Pillow's ``info['dpi']`` (inches, also for files that state centimetres) as two positive floats, or None."""
-    try:
-        x, y = (float(v) for v in value)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        return None
-    return (x, y) if x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y) else None
 
 
 # --------------------------------------------------------------------------- writing
@@ -418,31 +386,6 @@ def _merged(image: Image) -> np.ndarray:
     return colour[:, :, 0] if colour.shape[2] == 1 else colour
 
 
-#: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):
-#: ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright, DocumentName.
-#: Structural tags are the encoder's; the EXIF sub-IFD (camera settings) is not written into TIFFs.
-#: Like every EXIF text Pillow writes, they are 7-bit ASCII (as the specs define them): other
-#: characters come out as '?'.
-TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 316, 33432, 269)
-
-
-def _tiff_text_tags(exif: bytes | None) -> dict[int, bytes]:
-    """The :data:`TIFF_TEXT_TAGS` present in ``exif`` (IFD0, as read from any format), as bytes."""
-    if not exif:
-        return {}
-    tags = PILImage.Exif()
-    try:
-        tags.load(exif)
-    except Exception:  # noqa: BLE001 - unreadable metadata is dropped, never fatal
-        return {}
-    text = {}
-    for tag in TIFF_TEXT_TAGS:
-        value = tags.get(tag)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        if isinstance(value, str) and value.strip("\x00 "):
-            text[tag] = value.rstrip("\x00").encode("utf-8")
-    return text
 
 
 def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -> None:
@@ -464,7 +407,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             photometric = "rgb" if array.ndim == 3 and array.shape[2] >= 3 else "minisblack"
             extrasamples = ("unassalpha",) if image.alpha is not None else None
             resolution = {} if image.dpi is None else {"resolution": image.dpi, "resolutionunit": "INCH"}
-            text = _tiff_text_tags(image.exif)
+            text = tiff_text_tags(image.exif)
             extratags += [(tag, "s", 0, value, True) for tag, value in text.items() if tag not in (270, 305)]
             if image.xmp:
                 extratags.append((700, "B", len(image.xmp), image.xmp, True))
@@ -475,7 +418,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             )
         elif fmt == "PNG" and image.bit_depth == 16:
             _write_png16(tmp, array, has_alpha=image.alpha is not None)
-            _add_png_chunks(tmp, _png16_metadata(image))
+            add_png_chunks(tmp, png16_metadata(image))
         else:
             kwargs: dict = {}
             if image.exif and fmt in ("PNG", "JPEG", "WEBP"):
@@ -487,7 +430,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             if image.xmp and fmt in ("JPEG", "WEBP"):
                 kwargs["xmp"] = image.xmp
             if fmt == "PNG" and (image.text or image.xmp):
-                kwargs["pnginfo"] = _png_text(image)
+                kwargs["pnginfo"] = png_text(image)
             if fmt == "JPEG" and image.text and image.text.get("Comment"):
                 kwargs["comment"] = image.text["Comment"].encode("utf-8")
             if fmt == "JPEG":
@@ -507,49 +450,6 @@ def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:
         writer.write(fh, array.reshape(height, width * planes))
 
 
-def _text_items(image: Image) -> list[tuple[str, str]]:
-    items = list((image.text or {}).items())
-    if image.xmp:
-        items.append((_PNG_XMP_KEY, image.xmp.decode("utf-8", "replace")))
-    return items
-
-
-def _png_text(image: Image) -> PngImagePlugin.PngInfo:
-    info = PngImagePlugin.PngInfo()
-    for key, value in _text_items(image):
-        info.add_itxt(key, value)
-    return info
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png16_metadata(image: Image) -> list[bytes]:
-    """The chunks Pillow would write for an 8-bit PNG (pypng writes 16-bit ones without them):
-    iCCP, pHYs, eXIf, iTXt (text and XMP)."""
-    chunks = []
-    if image.icc_profile:
-        chunks.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(image.icc_profile)))
-    if image.dpi:
-        x, y = (int(round(d / 0.0254)) for d in image.dpi)
-        chunks.append(_png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
-    if image.exif:
-        exif = image.exif[6:] if image.exif.startswith(b"Exif\x00\x00") else image.exif
-        chunks.append(_png_chunk(b"eXIf", exif))
-    for key, value in _text_items(image):
-        keyword = key.encode("latin-1", "replace")[:79]
-        chunks.append(_png_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
-    return chunks
-
-
-def _add_png_chunks(path: Path, chunks: list[bytes]) -> None:
-    """Insert ready-made chunks right after a PNG file's IHDR (where every one of them may stand)."""
-    if not chunks:
-        return
-    data = path.read_bytes()
-    end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length + type, IHDR data, CRC
-    path.write_bytes(data[:end_of_ihdr] + b"".join(chunks) + data[end_of_ihdr:])
 
 
 def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -1,0 +1,129 @@
+"""Metadata an archive keeps beside the pixels: XMP, PNG text, JPEG comments, TIFF text tags, dpi.
+
+:mod:`restore_cli.io` reads them into its ``Image`` and writes them back through these helpers,
+so a restored scan keeps its caption, keywords, credits and print size. Pillow reads them all;
+for writing, Pillow covers 8-bit files, tifffile TIFF (given tags) and pypng 16-bit PNG (given
+ready-made chunks: :func:`png16_metadata`, :func:`add_png_chunks`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import PngImagePlugin
+
+if TYPE_CHECKING:
+    from restore_cli.io import Image
+
+
+PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+
+def read_xmp(im: PILImage.Image) -> bytes | None:
+    """The raw XMP packet of a JPEG, WebP, PNG or TIFF file, or None."""
+    value = im.info.get("xmp") or im.info.get(PNG_XMP_KEY)
+    if value is None and hasattr(im, "tag_v2"):
+        value = im.tag_v2.get(700)
+    if isinstance(value, tuple):  # a TIFF BYTE array read as numbers
+        value = bytes(value)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return value if isinstance(value, bytes) and value.strip() else None
+
+
+def read_text(im: PILImage.Image) -> dict[str, str] | None:
+    """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
+    text: dict[str, str] = {}
+    if im.format == "PNG":
+        skip = {PNG_XMP_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
+        text = {k: str(v) for k, v in im.info.items() if isinstance(v, str) and k not in skip}
+    comment = im.info.get("comment") if im.format in ("JPEG", "MPO") else None
+    if isinstance(comment, bytes) and comment.strip(b"\x00 "):
+        text["Comment"] = comment.rstrip(b"\x00").decode("utf-8", "replace")
+    return text or None
+
+
+def dpi_of(value: object) -> tuple[float, float] | None:
+    """Pillow's ``info['dpi']`` (inches, also for files that state centimetres) as two positive floats, or None."""
+    try:
+        x, y = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y) else None
+
+
+#: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):
+#: ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright, DocumentName.
+#: Structural tags are the encoder's; the EXIF sub-IFD (camera settings) is not written into TIFFs.
+#: Like every EXIF text Pillow writes, they are 7-bit ASCII (as the specs define them): other
+#: characters come out as '?'.
+TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 316, 33432, 269)
+
+
+def tiff_text_tags(exif: bytes | None) -> dict[int, bytes]:
+    """The :data:`TIFF_TEXT_TAGS` present in ``exif`` (IFD0, as read from any format), as bytes."""
+    if not exif:
+        return {}
+    tags = PILImage.Exif()
+    try:
+        tags.load(exif)
+    except Exception:  # noqa: BLE001 - unreadable metadata is dropped, never fatal
+        return {}
+    text = {}
+    for tag in TIFF_TEXT_TAGS:
+        value = tags.get(tag)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value.strip("\x00 "):
+            text[tag] = value.rstrip("\x00").encode("utf-8")
+    return text
+
+
+def text_items(image: Image) -> list[tuple[str, str]]:
+    items = list((image.text or {}).items())
+    if image.xmp:
+        items.append((PNG_XMP_KEY, image.xmp.decode("utf-8", "replace")))
+    return items
+
+
+def png_text(image: Image) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    for key, value in text_items(image):
+        info.add_itxt(key, value)
+    return info
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png16_metadata(image: Image) -> list[bytes]:
+    """The chunks Pillow would write for an 8-bit PNG (pypng writes 16-bit ones without them):
+    iCCP, pHYs, eXIf, iTXt (text and XMP)."""
+    chunks = []
+    if image.icc_profile:
+        chunks.append(png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(image.icc_profile)))
+    if image.dpi:
+        x, y = (int(round(d / 0.0254)) for d in image.dpi)
+        chunks.append(png_chunk(b"pHYs", struct.pack(">IIB", x, y, 1)))
+    if image.exif:
+        exif = image.exif[6:] if image.exif.startswith(b"Exif\x00\x00") else image.exif
+        chunks.append(png_chunk(b"eXIf", exif))
+    for key, value in text_items(image):
+        keyword = key.encode("latin-1", "replace")[:79]
+        chunks.append(png_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    return chunks
+
+
+def add_png_chunks(path: Path, chunks: list[bytes]) -> None:
+    """Insert ready-made chunks right after a PNG file's IHDR (where every one of them may stand)."""
+    if not chunks:
+        return
+    data = path.read_bytes()
+    end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length + type, IHDR data, CRC
+    path.write_bytes(data[:end_of_ihdr] + b"".join(chunks) + data[end_of_ihdr:])
