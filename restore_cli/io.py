@@ -469,6 +469,18 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+#: Picture formats a scan folder may hold that restore does not read: named as such when skipped.
+OTHER_PICTURE_SUFFIXES = frozenset(
+    ".gif .heic .heif .avif .jxl .jp2 .j2k .psd .dng .cr2 .cr3 .nef .arw .orf .rw2 .raf .ico .svg .pdf .eps".split())
+
+
+def _not_read_because(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in OTHER_PICTURE_SUFFIXES:
+        return f"{suffix} pictures are not read: convert to {_SUPPORTED}"
+    return "not an image file name"
+
+
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     """Image-named entries of ``folder`` in sorted order.
 
@@ -489,7 +501,7 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
         elif is_image_name(entry):
             found.append(entry)
         elif entry.is_file():
-            log.warning("%s: skipped (not an image file name)", display_path(entry))
+            log.warning("%s: skipped (%s)", display_path(entry), _not_read_because(entry))
     return found
 
 

@@ -218,6 +218,15 @@ def _write_png(path: Path) -> Path:
     return path
 
 
+def test_unsupported_pictures_in_a_folder_are_named_as_such(tmp_path: Path, caplog) -> None:
+    PILImage.fromarray(_gradient(8, 8, 1)).save(tmp_path / "a.png")
+    PILImage.fromarray(_gradient(8, 8, 1)).save(tmp_path / "b.gif")
+    (tmp_path / "notes.txt").write_text("captions")
+    assert io.list_images(tmp_path) == [tmp_path / "a.png"]
+    assert "b.gif: skipped (.gif pictures are not read: convert to PNG" in caplog.text
+    assert "notes.txt: skipped (not an image file name)" in caplog.text
+
+
 def test_training_folders_leave_out_unreadable_files_by_name(tmp_path: Path, caplog) -> None:
     PILImage.fromarray(_gradient(8, 8, 1)).save(tmp_path / "a.png")
     (tmp_path / "b.png").write_bytes(b"not an image")
