@@ -20,6 +20,7 @@ import errno
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +40,7 @@ from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
     DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
 )
+from restore_cli.restoration.tiling import tile_progress
 
 log = logging.getLogger("restore.restore")
 
@@ -102,6 +104,7 @@ class _Run:
         self.options, self.method, self.json_out = options, method, json_out
         self.base_recipe = method.recipe()
         self.claimed: dict[Path, Path] = {}  # output -> the input that claimed it
+        self.on_tiles: Callable[[int, int], None] | None = None  # set by _progress on a terminal
 
     def emit(self, job: Job, status: str, seconds: float, error: str | None = None, coverage: float | None = None) -> None:
         output = self.options.output / job.rel_output
@@ -174,7 +177,8 @@ class _Run:
             check_extra_frames(job.source, output, image.frames)
         user_mask = None if mask_source is None else read_user_mask(mask_source, job, image.pixels.shape, opts.max_pixels)
         output_shape = image.pixels.shape[:2]
-        restored = self.method.restore(image.pixels, user_mask)
+        with tile_progress(self.on_tiles):
+            restored = self.method.restore(image.pixels, user_mask)
         pixels, mask = restored.pixels, restored.mask
         del restored, user_mask
         # Replace the pixels without Image.with_pixels: it would make two more full-size copies.
@@ -270,7 +274,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
             log.warning("no images to restore%s", " in this shard" if shard else "")
         method = METHODS[options.method](settings)  # after the lock: a concurrent run must exit at once
         run = _Run(options, method, json_out)
-        summary = run_batch(_progress(jobs, console), run.process, fail_fast=options.fail_fast)
+        summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast)
     seconds = time.perf_counter() - started
     log.debug("%s: %d model compilation(s), tile %d, batch %d", method.name, method.compile_count(),
               settings.tile, settings.batch)
@@ -288,8 +292,12 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     return summary.status
 
 
-def _progress(jobs: list[Job], console: Any):
-    """The jobs, with a progress bar on an interactive terminal only (never in cron logs)."""
+def _progress(jobs: list[Job], console: Any, run: _Run | None = None):
+    """The jobs, with a progress bar on an interactive terminal only (never in cron logs).
+
+    A second bar follows the current image's model passes tile by tile (network, each detector
+    view, each coarse level: "pass N"), so a big scan's minutes show movement.
+    """
     if console is None or not progress_enabled() or not jobs or not log.isEnabledFor(logging.INFO):
         yield from jobs
         return
@@ -298,5 +306,19 @@ def _progress(jobs: list[Job], console: Any):
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("restoring", total=len(jobs))
         for job in jobs:
+            tiles = bar.add_task(f"  {job.rel.name}", total=None)
+            state = {"passes": 0, "last": 0}
+
+            def on_tiles(done: int, total: int, tiles=tiles, state=state, name=job.rel.name) -> None:
+                if state["passes"] == 0 or done <= state["last"]:  # the count went back: a new pass
+                    state["passes"] += 1
+                state["last"] = done
+                bar.update(tiles, completed=done, total=total, description=f"  {name}: pass {state['passes']}")
+
+            if run is not None:
+                run.on_tiles = on_tiles
             yield job
+            bar.remove_task(tiles)
             bar.advance(task)
+        if run is not None:
+            run.on_tiles = None

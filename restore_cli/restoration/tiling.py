@@ -17,11 +17,28 @@ same down-sampling grid as the untiled image would.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 TileFn = Callable[[np.ndarray], np.ndarray]
+
+#: Called as ``listener(tiles_done, tiles_in_this_pass)`` after every chunk of every
+#: :func:`infer_tiled` pass while :func:`tile_progress` is active (a progress bar for big scans).
+_tile_listener: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
+    "tile_listener", default=None)
+
+
+@contextlib.contextmanager
+def tile_progress(listener: Callable[[int, int], None] | None) -> Iterator[None]:
+    """Within the block, every :func:`infer_tiled` pass reports its tiles to ``listener`` (None: nobody)."""
+    token = _tile_listener.set(listener)
+    try:
+        yield
+    finally:
+        _tile_listener.reset(token)
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -119,6 +136,7 @@ def infer_tiled(
     padded = pad_to(image.astype(np.float32, copy=False), padded_h, padded_w)
     out: np.ndarray | None = None
     weight_sum = np.zeros((padded_h, padded_w, 1), np.float32)
+    listener = _tile_listener.get()
     for first in range(0, len(origins), batch):
         chunk = origins[first : first + batch]
         tiles = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])
@@ -133,5 +151,7 @@ def infer_tiled(
             window = (wy[:, None] * wx[None, :])[:, :, None]
             out[y : y + tile, x : x + tile] += pred * window
             weight_sum[y : y + tile, x : x + tile] += window
+        if listener is not None:
+            listener(first + len(chunk), len(origins))
     assert out is not None
     return out[:height, :width] / weight_sum[:height, :width]
