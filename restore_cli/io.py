@@ -437,10 +437,24 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -
             if fmt == "JPEG" and image.text and image.text.get("Comment"):
                 kwargs["comment"] = image.text["Comment"].encode("utf-8")
             if fmt == "JPEG":
+                _fit_jpeg_segments(path, kwargs)
                 kwargs.update(quality=jpeg_quality, subsampling=0)
             elif fmt == "WEBP":
                 kwargs.update(lossless=True, exact=True)  # exact: keep RGB under transparent pixels
             PILImage.fromarray(array).save(tmp, format=fmt, **kwargs)
+
+
+#: What one JPEG segment holds of each metadata kind (Pillow raises beyond it; ICC alone is split).
+_JPEG_SEGMENT_LIMITS = {"exif": 65533, "xmp": 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00"), "comment": 65533}
+
+
+def _fit_jpeg_segments(path: Path, kwargs: dict) -> None:
+    """Drop, with a warning, metadata too big for one JPEG segment (a long XMP history, say), rather
+    than fail the image: the input keeps it, and a PNG or TIFF output would too."""
+    for key, limit in _JPEG_SEGMENT_LIMITS.items():
+        if key in kwargs and len(kwargs[key]) > limit:
+            log.warning("%s: its %s (%d bytes) does not fit in a JPEG segment: not written (a PNG or TIFF output "
+                        "keeps it)", display_path(path), key.upper() if key != "comment" else key, len(kwargs.pop(key)))
 
 
 def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:

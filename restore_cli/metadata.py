@@ -8,6 +8,8 @@ ready-made chunks: :func:`png16_metadata`, :func:`add_png_chunks`).
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -121,9 +123,20 @@ def png16_metadata(image: Image) -> list[bytes]:
 
 
 def add_png_chunks(path: Path, chunks: list[bytes]) -> None:
-    """Insert ready-made chunks right after a PNG file's IHDR (where every one of them may stand)."""
+    """Insert ready-made chunks right after a PNG file's IHDR (where every one of them may stand).
+
+    Streamed through a second temporary beside it (named so that ``lock.remove_partials`` finds a
+    leftover), so a big 16-bit scan is not held in memory twice.
+    """
     if not chunks:
         return
-    data = path.read_bytes()
     end_of_ihdr = 8 + 8 + 13 + 4  # signature, IHDR length + type, IHDR data, CRC
-    path.write_bytes(data[:end_of_ihdr] + b"".join(chunks) + data[end_of_ihdr:])
+    staged = path.with_name(path.name + ".partial")
+    try:
+        with open(path, "rb") as source, open(staged, "wb") as target:
+            target.write(source.read(end_of_ihdr))
+            target.write(b"".join(chunks))
+            shutil.copyfileobj(source, target, 1 << 20)
+        os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)

@@ -177,6 +177,17 @@ def test_xmp_captions_survive(tmp_path: Path, suffix: str) -> None:
     assert io.read_image(tmp_path / "out.png").xmp == XMP
 
 
+def test_metadata_too_big_for_a_jpeg_is_dropped_with_a_warning(tmp_path: Path, caplog) -> None:
+    big = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 70_000 + b"</x:xmpmeta>"
+    image = io.Image(pixels=io.to_float(_gradient(8, 12, 3), 8), xmp=big, text={"Comment": "c" * 70_000})
+    io.write_image(tmp_path / "out.jpg", image)  # written, not failed
+    back = io.read_image(tmp_path / "out.jpg")
+    assert back.xmp is None and back.text is None
+    assert f"its XMP ({len(big)} bytes) does not fit" in caplog.text and "its comment (70000 bytes)" in caplog.text
+    io.write_image(tmp_path / "out.png", image)
+    assert io.read_image(tmp_path / "out.png").xmp == big
+
+
 def test_png_text_and_jpeg_comments_survive(tmp_path: Path) -> None:
     text = {"Title": "Wedding", "Description": "Grand-mère à Brighton"}
     image = io.Image(pixels=io.to_float(_gradient(8, 12, 3), 8), text=text)
