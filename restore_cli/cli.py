@@ -399,6 +399,9 @@ def restore_command(
         str, typer.Option("--format", help="Output format: same (as the input), png, jpg or tiff.")
     ] = "same",
     suffix: Annotated[str, typer.Option(help="Appended to each output file's stem, e.g. _restored.")] = "",
+    jpeg_quality: Annotated[
+        int, typer.Option(min=1, max=100, help="Quality of JPEG outputs (4:4:4 chroma); lower for smaller files.")
+    ] = 95,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Allow writing into an input folder (overwrites originals without --suffix).")
     ] = False,
@@ -462,7 +465,8 @@ def restore_command(
     def call() -> object:
         options = RestoreOptions(
             inputs=paths_or_stdin(inputs, "input image or folder"), output=output, method=method,
-            recursive=recursive, fmt=fmt, suffix=suffix, in_place=in_place, masks=masks, save_masks=save_masks,
+            recursive=recursive, fmt=fmt, suffix=suffix, jpeg_quality=jpeg_quality, in_place=in_place, masks=masks,
+            save_masks=save_masks,
             mask_threshold=mask_threshold, mask_views=mask_views, mask_scales=mask_scales, tile=tile,
             max_memory=max_memory, device=device,
             domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,

@@ -388,7 +388,11 @@ def _merged(image: Image) -> np.ndarray:
 
 
 
-def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = 95) -> None:
+#: JPEG outputs: quality 95 with full-resolution chroma (4:4:4), fidelity first (``--jpeg-quality``).
+JPEG_QUALITY = 95
+
+
+def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_QUALITY) -> None:
     """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
 
     Formats that cannot hold what the image has (16 bits in JPEG/BMP/WebP, alpha in JPEG)

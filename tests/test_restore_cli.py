@@ -296,6 +296,21 @@ def test_an_image_too_big_for_memory_fails_alone_before_decoding(tmp_path: Path,
     assert not (tmp_path / "out" / "big.png").exists()
 
 
+def test_jpeg_quality_sets_the_size_of_jpeg_outputs_and_counts_as_a_setting(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(photo(64, 64, 3)).save(src / "p.jpg", quality=90)
+    default = restore(src, "-o", tmp_path / "a", "--method", "classical")
+    low = restore(src, "-o", tmp_path / "b", "--method", "classical", "--jpeg-quality", "40", "--json")
+    assert default.exit_code == 0 and low.exit_code == 0
+    assert (tmp_path / "b" / "p.jpg").stat().st_size < (tmp_path / "a" / "p.jpg").stat().st_size
+    again = restore(src, "-o", tmp_path / "b", "--method", "classical", "--jpeg-quality", "40", "--json")
+    assert set(statuses(again.stdout).values()) == {"skipped"}
+    changed = restore(src, "-o", tmp_path / "b", "--method", "classical", "--json")  # back to 95: redone
+    assert statuses(changed.stdout) == {"p.jpg": "ok"}
+    assert restore(src, "-o", tmp_path / "c", "--jpeg-quality", "0").exit_code == 2
+
+
 def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) -> None:
     import errno
 

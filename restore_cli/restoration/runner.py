@@ -29,7 +29,7 @@ import numpy as np
 from restore_cli.batch import run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
-    DEFAULT_MAX_PIXELS, collect_inputs, display_path, image_size, read_image, write_gray8, write_image,
+    DEFAULT_MAX_PIXELS, JPEG_QUALITY, collect_inputs, display_path, image_size, read_image, write_gray8, write_image,
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
@@ -56,6 +56,7 @@ class RestoreOptions:
     recursive: bool = False
     fmt: str = "same"
     suffix: str = ""
+    jpeg_quality: int = JPEG_QUALITY
     in_place: bool = False
     masks: Path | None = None
     save_masks: Path | None = None
@@ -160,6 +161,8 @@ class _Run:
         if not job.source.is_file():
             read_image(job.source)  # raises the precise InputError (missing, a folder, ...)
         recipe = dict(self.base_recipe)
+        if opts.jpeg_quality != JPEG_QUALITY and job.rel_output.suffix.lower() in (".jpg", ".jpeg"):
+            recipe["jpeg_quality"] = opts.jpeg_quality  # absent at the default: earlier records stay current
         mask_source = None
         if opts.masks is not None:
             mask_source = locate_user_mask(opts.masks, job)
@@ -185,7 +188,7 @@ class _Run:
         image = dataclasses.replace(image, pixels=np.clip(pixels, 0.0, 1.0, out=pixels))
         del pixels
         try:
-            write_image(output, image)
+            write_image(output, image, jpeg_quality=opts.jpeg_quality)
         except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
             raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
         del image
