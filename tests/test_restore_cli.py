@@ -319,7 +319,7 @@ def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) ->
     src = folder_of_photos(tmp_path / "in", count=3, size=24)
     calls = []
 
-    def full(path, image):
+    def full(path, image, **_):
         calls.append(path)
         raise OSError(errno.ENOSPC, "No space left on device")
 
