@@ -6,8 +6,7 @@ untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, IC
 archive software keeps captions and keywords), PNG text chunks and JPEG comments, and the
 resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for it).
 What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF, dpi
-into WebP); JPEG's
-IPTC block is not written back (Pillow cannot).
+into WebP); JPEG's IPTC block is not written back (Pillow cannot).
 EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
 more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
 :attr:`Image.frames` says how many it holds, so a caller can warn or refuse to overwrite it.
@@ -337,8 +336,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     )
 
 
-
-
 # --------------------------------------------------------------------------- writing
 
 
@@ -384,8 +381,6 @@ def _merged(image: Image) -> np.ndarray:
         alpha = image.alpha.astype(colour.dtype)
         colour = np.concatenate([colour, alpha[:, :, None]], axis=2)
     return colour[:, :, 0] if colour.shape[2] == 1 else colour
-
-
 
 
 #: JPEG outputs: quality 95 with full-resolution chroma (4:4:4), fidelity first (``--jpeg-quality``).
@@ -469,8 +464,6 @@ def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:
     )
     with open(path, "wb") as fh:
         writer.write(fh, array.reshape(height, width * planes))
-
-
 
 
 def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -29,7 +29,8 @@ import numpy as np
 from restore_cli.batch import run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
-    DEFAULT_MAX_PIXELS, JPEG_QUALITY, collect_inputs, display_path, image_size, read_image, write_gray8, write_image,
+    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, collect_inputs, display_path, image_size, read_image, write_gray8,
+    write_image,
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
@@ -161,7 +162,7 @@ class _Run:
         if not job.source.is_file():
             read_image(job.source)  # raises the precise InputError (missing, a folder, ...)
         recipe = dict(self.base_recipe)
-        if opts.jpeg_quality != JPEG_QUALITY and job.rel_output.suffix.lower() in (".jpg", ".jpeg"):
+        if opts.jpeg_quality != JPEG_QUALITY and IMAGE_SUFFIXES.get(job.rel_output.suffix.lower()) == "JPEG":
             recipe["jpeg_quality"] = opts.jpeg_quality  # absent at the default: earlier records stay current
         mask_source = None
         if opts.masks is not None:
