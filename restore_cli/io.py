@@ -2,11 +2,11 @@
 
 Reading gives an :class:`Image`: float32 pixels in [0, 1] (H, W, C) with C = 1 or 3,
 plus everything needed to write the result back the way it came in: alpha (kept
-untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC, XMP (where
-archive software keeps captions and keywords), PNG text chunks and JPEG comments, and the
-resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for it).
-What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF, dpi
-into WebP); JPEG's IPTC block is not written back (Pillow cannot).
+untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC, XMP and IPTC
+(where archive software keeps captions, credits and keywords), PNG text chunks and JPEG comments,
+and the resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for
+it). What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF,
+IPTC into PNG, WebP and BMP, dpi into WebP).
 EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
 more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
 :attr:`Image.frames` says how many it holds, so a caller can warn or refuse to overwrite it.
@@ -28,7 +28,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import struct
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,11 +38,12 @@ import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import JpegImagePlugin, UnidentifiedImageError
 
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
-    add_png_chunks, dpi_of, png16_metadata, png_text, read_text, read_xmp, tiff_text_tags,
+    TIFF_IPTC_TAG, add_png_chunks, dpi_of, jpeg_iptc_segment, png16_metadata, png_text, keep_descriptive_tiff_tags,
+    read_iptc, read_text, read_xmp, tiff_text_tags,
 )
 
 log = logging.getLogger("restore.io")
@@ -83,7 +86,9 @@ class Image:
     alpha: (H, W) in the file's integer dtype, or None. Restoration never touches it.
     bit_depth: 8 or 16, the depth the file had (and the one it is written with).
     dpi: (x, y) dots per inch as the file stated them, or None.
-    xmp: the XMP packet (bytes), or None. text: PNG text chunks (a JPEG comment as "Comment"), or None.
+    xmp: the XMP packet (bytes), or None. iptc: the IPTC-IIM records (bytes) of a JPEG or TIFF, or None.
+    text: PNG text chunks (a JPEG comment as "Comment"), or None.
+    jpeg_subsampling: a JPEG's chroma subsampling as Pillow names it (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
     frames: how many images the file holds (pages, thumbnails, animation frames); only the first is read.
     """
 
@@ -97,6 +102,8 @@ class Image:
     frames: int = 1
     xmp: bytes | None = None
     text: dict[str, str] | None = None
+    iptc: bytes | None = None
+    jpeg_subsampling: int | None = None
 
     @property
     def height(self) -> int:
@@ -247,11 +254,21 @@ def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     raise ValueError(f"{channels} channels per pixel are not supported")
 
 
+@contextlib.contextmanager
+def _open_quietly(path: str | os.PathLike) -> Iterator[PILImage.Image]:
+    """``PIL.Image.open`` without its stderr warnings about tags typed unlike the TIFF spec (Photoshop's
+    IPTC tag is one): harmless, and a user's terminal is no place for them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Metadata Warning", category=UserWarning)
+        with PILImage.open(path) as im:
+            yield im
+
+
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) from an image file's header, without decoding it; None where it cannot be read
     (:func:`read_image` then says why)."""
     try:
-        with PILImage.open(path) as im:
+        with _open_quietly(path) as im:
             return im.size
     except Exception:  # noqa: BLE001 - any failure is read_image's to report
         return None
@@ -279,7 +296,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     path = Path(path)
     _check_readable_file(path)
     try:
-        with PILImage.open(path) as im:
+        with _open_quietly(path) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise InputError(
@@ -304,7 +321,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             else:
                 im.load()
                 array, depth = _decode_pillow(im)
-            xmp, text = read_xmp(im), read_text(im)
+            xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
+            if fmt == "TIFF":
+                keep_descriptive_tiff_tags(exif)
+            subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" and im.mode in ("RGB", "YCbCr") else -1
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -333,6 +353,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         frames=frames,
         xmp=xmp,
         text=text,
+        iptc=iptc,
+        jpeg_subsampling=subsampling if subsampling in (0, 1, 2) else None,
     )
 
 
@@ -383,7 +405,9 @@ def _merged(image: Image) -> np.ndarray:
     return colour[:, :, 0] if colour.shape[2] == 1 else colour
 
 
-#: JPEG outputs: quality 95 with full-resolution chroma (4:4:4), fidelity first (``--jpeg-quality``).
+#: JPEG outputs: quality 95, fidelity first (``--jpeg-quality``), with full-resolution chroma (4:4:4) unless
+#: the input was a JPEG with less: its 4:2:0 colour holds no more detail to keep, and 4:4:4 made a
+#: restored camera JPEG (q85, 4:2:0, 2000x2000) 2.6x the size of its input.
 JPEG_QUALITY = 95
 
 
@@ -410,6 +434,8 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_
             extratags += [(tag, "s", 0, value, True) for tag, value in text.items() if tag not in (270, 305)]
             if image.xmp:
                 extratags.append((700, "B", len(image.xmp), image.xmp, True))
+            if image.iptc:
+                extratags.append((TIFF_IPTC_TAG, "B", len(image.iptc), image.iptc, True))
             tifffile.imwrite(
                 tmp, array, photometric=photometric, extrasamples=extrasamples,
                 # Deflate with horizontal differencing: lossless, and half the size of plain Deflate
@@ -435,16 +461,22 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_
                 kwargs["pnginfo"] = png_text(image)
             if fmt == "JPEG" and image.text and image.text.get("Comment"):
                 kwargs["comment"] = image.text["Comment"].encode("utf-8")
+            if fmt == "JPEG" and image.iptc:
+                kwargs["iptc"] = jpeg_iptc_segment(image.iptc)
             if fmt == "JPEG":
                 _fit_jpeg_segments(path, kwargs)
-                kwargs.update(quality=jpeg_quality, subsampling=0)
+                if "iptc" in kwargs:  # Pillow writes no APP13 itself, but passes ready-made segments on
+                    body = kwargs.pop("iptc")
+                    kwargs["extra"] = b"\xff\xed" + struct.pack(">H", len(body) + 2) + body
+                kwargs.update(quality=jpeg_quality, subsampling=image.jpeg_subsampling or 0)
             elif fmt == "WEBP":
                 kwargs.update(lossless=True, exact=True)  # exact: keep RGB under transparent pixels
             PILImage.fromarray(array).save(tmp, format=fmt, **kwargs)
 
 
 #: What one JPEG segment holds of each metadata kind (Pillow raises beyond it; ICC alone is split).
-_JPEG_SEGMENT_LIMITS = {"exif": 65533, "xmp": 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00"), "comment": 65533}
+_JPEG_SEGMENT_LIMITS = {"exif": 65533, "xmp": 65533 - len(b"http://ns.adobe.com/xap/1.0/\x00"), "comment": 65533,
+                        "iptc": 65533}
 
 
 def _fit_jpeg_segments(path: Path, kwargs: dict) -> None:
@@ -453,7 +485,7 @@ def _fit_jpeg_segments(path: Path, kwargs: dict) -> None:
     for key, limit in _JPEG_SEGMENT_LIMITS.items():
         if key in kwargs and len(kwargs[key]) > limit:
             log.warning("%s: its %s (%d bytes) does not fit in a JPEG segment: not written (a PNG or TIFF output "
-                        "keeps it)", display_path(path), key.upper() if key != "comment" else key, len(kwargs.pop(key)))
+                        "keeps it)", display_path(path), key if key == "comment" else key.upper(), len(kwargs.pop(key)))
 
 
 def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:

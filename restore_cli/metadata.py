@@ -1,9 +1,11 @@
-"""Metadata an archive keeps beside the pixels: XMP, PNG text, JPEG comments, TIFF text tags, dpi.
+"""Metadata an archive keeps beside the pixels: XMP, IPTC, PNG text, JPEG comments, TIFF text tags, dpi.
 
 :mod:`restore_cli.io` reads them into its ``Image`` and writes them back through these helpers,
 so a restored scan keeps its caption, keywords, credits and print size. Pillow reads them all;
 for writing, Pillow covers 8-bit files, tifffile TIFF (given tags) and pypng 16-bit PNG (given
-ready-made chunks: :func:`png16_metadata`, :func:`add_png_chunks`).
+ready-made chunks: :func:`png16_metadata`, :func:`add_png_chunks`). IPTC (the IIM records that
+archive and newsroom software such as Photoshop or Photo Mechanic keep captions, credits and
+keywords in) has no writer in Pillow: :func:`jpeg_iptc_segment` builds the JPEG segment itself.
 """
 
 from __future__ import annotations
@@ -38,6 +40,47 @@ def read_xmp(im: PILImage.Image) -> bytes | None:
     return value if isinstance(value, bytes) and value.strip() else None
 
 
+#: Where IPTC-IIM data sits: a TIFF tag of its own, or resource 0x0404 of a Photoshop block
+#: (a JPEG's APP13 segment, or TIFF tag 34377).
+TIFF_IPTC_TAG, TIFF_PHOTOSHOP_TAG, PHOTOSHOP_IPTC_RESOURCE = 33723, 34377, 0x0404
+PHOTOSHOP_APP13_HEADER = b"Photoshop 3.0\x00"
+
+
+def read_iptc(im: PILImage.Image) -> bytes | None:
+    """The raw IPTC-IIM records of a JPEG or TIFF file, or None."""
+    value = None
+    if im.format in ("JPEG", "MPO"):
+        value = (im.info.get("photoshop") or {}).get(PHOTOSHOP_IPTC_RESOURCE)
+    elif hasattr(im, "tag_v2"):
+        # Raw bytes: Photoshop declares the tag as 32-bit integers, which Pillow's typed reading mangles.
+        raw = getattr(im.tag_v2, "_tagdata", {})
+        value = raw.get(TIFF_IPTC_TAG) or photoshop_resource(raw.get(TIFF_PHOTOSHOP_TAG), PHOTOSHOP_IPTC_RESOURCE)
+    return bytes(value) if isinstance(value, bytes) and value.strip(b"\x00") else None
+
+
+def photoshop_resource(block: bytes | None, wanted: int) -> bytes | None:
+    """One resource of a Photoshop image-resource block ('8BIM', id, padded name, size, padded data)."""
+    offset = 0
+    while block and offset + 12 <= len(block) and block[offset:offset + 4] == b"8BIM":
+        resource = struct.unpack_from(">H", block, offset + 4)[0]
+        name_length = block[offset + 6]
+        offset += 6 + ((name_length + 2) & ~1)  # Pascal name, length byte included, padded to even
+        if offset + 4 > len(block):
+            return None
+        size = struct.unpack_from(">I", block, offset)[0]
+        data = block[offset + 4:offset + 4 + size]
+        if resource == wanted:
+            return data
+        offset += 4 + size + (size & 1)
+    return None
+
+
+def jpeg_iptc_segment(iptc: bytes) -> bytes:
+    """The APP13 segment body (marker and length excluded) that holds ``iptc``, as Photoshop writes it."""
+    resource = b"8BIM" + struct.pack(">H", PHOTOSHOP_IPTC_RESOURCE) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
+    return PHOTOSHOP_APP13_HEADER + resource + b"\x00" * (len(iptc) & 1)
+
+
 def read_text(im: PILImage.Image) -> dict[str, str] | None:
     """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
     text: dict[str, str] = {}
@@ -65,6 +108,16 @@ def dpi_of(value: object) -> tuple[float, float] | None:
 #: Like every EXIF text Pillow writes, they are 7-bit ASCII (as the specs define them): other
 #: characters come out as '?'.
 TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 316, 33432, 269)
+
+
+def keep_descriptive_tiff_tags(exif: PILImage.Exif) -> None:
+    """Reduce a TIFF's tags (Pillow's ``getexif`` gives all of IFD0) to what an EXIF block should
+    carry: the :data:`TIFF_TEXT_TAGS`, orientation and the EXIF / GPS sub-IFDs. Strip offsets, ICC,
+    XMP, IPTC, Photoshop layers and the like are the file's structure or travel separately; copied
+    into a JPEG's EXIF they would be wrong there (IPTC read as one number) or overflow its 64 KB."""
+    for tag in list(exif):
+        if tag not in (*TIFF_TEXT_TAGS, 274, 34665, 34853):
+            del exif[tag]
 
 
 def tiff_text_tags(exif: bytes | None) -> dict[int, bytes]:

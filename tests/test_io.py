@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image as PILImage
 
 from restore_cli import io
@@ -175,6 +176,54 @@ def test_xmp_captions_survive(tmp_path: Path, suffix: str) -> None:
     assert io.read_image(tmp_path / f"in{suffix}").xmp == XMP
     io.write_image(tmp_path / "out.png", io.read_image(tmp_path / f"in{suffix}"))  # through a conversion too
     assert io.read_image(tmp_path / "out.png").xmp == XMP
+
+
+def _iim(record: int, value: str) -> bytes:
+    data = value.encode("utf-8")
+    return b"\x1c\x02" + bytes([record]) + struct.pack(">H", len(data)) + data
+
+
+IPTC = _iim(120, "Anna, Brighton 1931") + _iim(80, "J. Smith") + _iim(25, "wedding")
+
+
+def _photoshop_jpeg(path: Path) -> None:
+    """A JPEG shaped like Photoshop's: APP13 with a resolution resource before the IPTC one (odd length, padded)."""
+    resources = b"8BIM\x03\xed\x00\x00" + struct.pack(">I", 16) + bytes(16)
+    resources += b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(IPTC)) + IPTC + b"\x00" * (len(IPTC) & 1)
+    body = b"Photoshop 3.0\x00" + resources
+    PILImage.fromarray(_gradient(8, 12, 3)).save(path, extra=b"\xff\xed" + struct.pack(">H", len(body) + 2) + body)
+
+
+@pytest.mark.parametrize("source", ["photoshop.jpg", "long-tag.tif"])
+@pytest.mark.parametrize("suffix", [".jpg", ".tif"])
+def test_iptc_captions_survive(tmp_path: Path, source: str, suffix: str) -> None:
+    from PIL import IptcImagePlugin
+
+    path = tmp_path / source
+    if source.endswith(".jpg"):
+        _photoshop_jpeg(path)
+    else:  # as Photoshop tags it: 32-bit integers, padded
+        padded = IPTC + b"\x00" * (-len(IPTC) % 4)
+        tifffile.imwrite(path, _gradient(8, 12, 3), extratags=[(33723, "I", len(padded) // 4,
+                         struct.unpack(f"<{len(padded) // 4}I", padded), True)])
+    image = io.read_image(path)
+    assert image.iptc is not None and image.iptc.rstrip(b"\x00") == IPTC
+    io.write_image(tmp_path / f"out{suffix}", image)
+    with PILImage.open(tmp_path / f"out{suffix}") as im:  # read by another reader than ours
+        info = IptcImagePlugin.getiptcinfo(im)
+        if suffix == ".jpg":  # and the TIFF's structure (strips, the tag read as one number) is not in its EXIF
+            assert not set(im.getexif()) & {273, 279, 33723}
+    assert info[(2, 120)] == "Anna, Brighton 1931".encode() and info[(2, 80)] == b"J. Smith" and info[(2, 25)] == b"wedding"
+
+
+@pytest.mark.parametrize(("source", "expected"), [("a.jpg", 2), ("a.png", 0)])
+def test_a_jpeg_output_keeps_the_input_jpegs_chroma_resolution(tmp_path: Path, source: str, expected: int) -> None:
+    from PIL import JpegImagePlugin
+
+    PILImage.fromarray(_gradient(32, 48, 3)).save(tmp_path / source, **({"subsampling": 2} if source.endswith(".jpg") else {}))
+    io.write_image(tmp_path / "out.jpg", io.read_image(tmp_path / source))
+    with PILImage.open(tmp_path / "out.jpg") as im:
+        assert JpegImagePlugin.get_sampling(im) == expected  # 4:2:0 stays 4:2:0; other inputs get full chroma
 
 
 def test_metadata_too_big_for_a_jpeg_is_dropped_with_a_warning(tmp_path: Path, caplog) -> None:
