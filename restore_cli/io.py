@@ -339,6 +339,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             reason = "truncated file (image data ends early)"
         raise InputError(path, f"corrupt or unreadable image data: {reason}") from None
     colour, alpha = _split_channels(array)
+    icc = _icc_matching(path, icc, colour.shape[2])
     colour, alpha = _orient(colour, orientation), (None if alpha is None else _orient(alpha, orientation))
     if orientation != 1:
         exif[_EXIF_ORIENTATION] = 1
@@ -356,6 +357,23 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         iptc=iptc,
         jpeg_subsampling=subsampling if subsampling in (0, 1, 2) else None,
     )
+
+
+def _icc_matching(path: Path, icc: bytes | None, channels: int) -> bytes | None:
+    """The file's ICC profile if it describes the pixels as read, else None with a warning.
+
+    A CMYK or Lab file is read as RGB (Pillow's plain conversion, without colour management);
+    its profile, written into the RGB output, would make colour-managed viewers misread it.
+    """
+    if not icc or len(icc) < 20:
+        return icc or None
+    space = icc[16:20].decode("latin-1").strip()
+    if space == ("GRAY" if channels == 1 else "RGB"):
+        return icc
+    log.warning("%s: its %s colour profile does not describe the %s pixels it is read as: not kept (converted "
+                "without colour management; convert it to RGB in an editor for exact colours)",
+                display_path(path), space or "unknown", "grey" if channels == 1 else "RGB")
+    return None
 
 
 # --------------------------------------------------------------------------- writing

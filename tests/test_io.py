@@ -226,6 +226,22 @@ def test_a_jpeg_output_keeps_the_input_jpegs_chroma_resolution(tmp_path: Path, s
         assert JpegImagePlugin.get_sampling(im) == expected  # 4:2:0 stays 4:2:0; other inputs get full chroma
 
 
+def _icc_header(space: bytes) -> bytes:
+    header = bytearray(128)
+    header[16:20], header[36:40] = space, b"acsp"
+    return bytes(header)
+
+
+def test_a_colour_profile_is_kept_only_where_it_describes_the_pixels(tmp_path: Path, caplog) -> None:
+    cmyk = PILImage.fromarray(np.full((8, 12, 4), 60, np.uint8), "CMYK")
+    cmyk.save(tmp_path / "print.jpg", icc_profile=_icc_header(b"CMYK"))
+    image = io.read_image(tmp_path / "print.jpg")  # read as RGB: a CMYK profile on it would mislead viewers
+    assert image.channels == 3 and image.icc_profile is None
+    assert "print.jpg: its CMYK colour profile does not describe the RGB pixels" in caplog.text
+    PILImage.fromarray(_gradient(8, 12, 1)).save(tmp_path / "grey.png", icc_profile=_icc_header(b"GRAY"))
+    assert io.read_image(tmp_path / "grey.png").icc_profile == _icc_header(b"GRAY")
+
+
 def test_metadata_too_big_for_a_jpeg_is_dropped_with_a_warning(tmp_path: Path, caplog) -> None:
     big = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 70_000 + b"</x:xmpmeta>"
     image = io.Image(pixels=io.to_float(_gradient(8, 12, 3), 8), xmp=big, text={"Comment": "c" * 70_000})
