@@ -188,6 +188,10 @@ def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(array)) if op else array
 
 
+class UnsupportedPixels(ValueError):
+    """A well-formed file whose pixels this tool does not handle (32-bit, floating point, extra channels)."""
+
+
 def _decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
     """Pillow image -> (integer array (H, W[, C]), bit depth), palette and odd modes normalised."""
     mode = im.mode
@@ -202,10 +206,11 @@ def _decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
     elif mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(im)
         if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
-            raise ValueError("32-bit integer images are not supported")
+            raise UnsupportedPixels("32-bit integer pixels (save it with 8 or 16 bits)")
         return array.astype(np.uint16), 16
     elif mode not in ("L", "LA", "RGB", "RGBA"):
-        raise ValueError(f"unsupported pixel mode {mode!r}")
+        kind = "32-bit floating-point pixels" if mode == "F" else f"pixel mode {mode!r}"
+        raise UnsupportedPixels(f"{kind} (save it as 8- or 16-bit grey or RGB)")
     return np.asarray(im), 8
 
 
@@ -231,11 +236,30 @@ def _decode_tiff(path: Path, im: PILImage.Image) -> tuple[np.ndarray, int]:
         return _decode_pillow(im)
     if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
         array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
+    return array, _decode_tiff_samples(array)
+
+
+def _decode_tiff_samples(array: np.ndarray) -> int:
+    """The bit depth of a TIFF read by tifffile, or :class:`UnsupportedPixels`."""
     if array.dtype == np.uint8:
-        return array, 8
+        return 8
     if array.dtype == np.uint16:
-        return array, 16
-    raise ValueError(f"unsupported TIFF sample type {array.dtype}")
+        return 16
+    kind = {"f": "floating-point", "i": "signed integer"}.get(array.dtype.kind, "integer")
+    raise UnsupportedPixels(f"{array.dtype.itemsize * 8}-bit {kind} samples (save it as 8- or 16-bit integer)")
+
+
+def _tiff_pillow_cannot_open(path: Path) -> str | None:
+    """Why a TIFF that Pillow does not recognise (floating-point RGB, say) is not read, or None."""
+    try:
+        with tifffile.TiffFile(os.fspath(path)) as tif:
+            page = tif.pages.first
+            _decode_tiff_samples(np.zeros(1, page.dtype))
+    except UnsupportedPixels as exc:
+        return f"unsupported image: {exc}"
+    except Exception:  # noqa: BLE001 - not a TIFF after all, or unreadable: the generic reason stands
+        return None
+    return None
 
 
 def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -251,7 +275,7 @@ def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return array, None
     if channels == 4:
         return array[:, :, :3], array[:, :, 3].copy()
-    raise ValueError(f"{channels} channels per pixel are not supported")
+    raise UnsupportedPixels(f"{channels} channels per pixel (grey or RGB, with or without alpha, are read)")
 
 
 @contextlib.contextmanager
@@ -321,14 +345,17 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             else:
                 im.load()
                 array, depth = _decode_pillow(im)
+            colour, alpha = _split_channels(array)
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
             if fmt == "TIFF":
                 keep_descriptive_tiff_tags(exif)
             subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" and im.mode in ("RGB", "YCbCr") else -1
     except InputError:
         raise
+    except UnsupportedPixels as exc:
+        raise InputError(path, f"unsupported image: {exc}") from None
     except UnidentifiedImageError:
-        raise InputError(path, f"not a recognised image file (expected {_SUPPORTED})") from None
+        raise InputError(path, _tiff_pillow_cannot_open(path) or f"not a recognised image file (expected {_SUPPORTED})") from None
     except PermissionError:
         raise InputError(path, "permission denied") from None
     except MemoryError:
@@ -338,7 +365,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         if "truncated" in reason.lower() or isinstance(exc, EOFError):
             reason = "truncated file (image data ends early)"
         raise InputError(path, f"corrupt or unreadable image data: {reason}") from None
-    colour, alpha = _split_channels(array)
     icc = _icc_matching(path, icc, colour.shape[2])
     colour, alpha = _orient(colour, orientation), (None if alpha is None else _orient(alpha, orientation))
     if orientation != 1:

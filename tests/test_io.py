@@ -354,7 +354,14 @@ def bad_corpus(folder: Path) -> dict[str, str]:
     _png_header_only(folder / "bomb.png", 100_000, 100_000)
     bad_name = os.fsdecode(b"caf\xe9-bad.png")  # Latin-1 bytes: not valid UTF-8
     (folder / bad_name).write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    tifffile.imwrite(folder / "float-grey.tif", np.zeros((8, 8), np.float32))  # Pillow reads it, as mode F
+    tifffile.imwrite(folder / "float-rgb.tif", np.zeros((8, 8, 3), np.float32), photometric="rgb")  # Pillow cannot
+    tifffile.imwrite(folder / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="rgb",
+                     extrasamples=("unspecified", "unspecified"))
     return {
+        "float-grey.tif": "unsupported image: 32-bit floating-point",
+        "float-rgb.tif": "unsupported image: 32-bit floating-point",
+        "five.tif": "unsupported image: 5 channels",
         "empty.png": "empty file",
         "truncated.png": "corrupt",
         "truncated.jpg": "truncated",
