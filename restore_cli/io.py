@@ -42,8 +42,8 @@ from PIL import JpegImagePlugin, UnidentifiedImageError
 
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
-    TIFF_IPTC_TAG, add_png_chunks, dpi_of, jpeg_iptc_segment, png16_metadata, png_text, keep_descriptive_tiff_tags,
-    read_iptc, read_text, read_xmp, tiff_text_tags,
+    EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, keep_descriptive_tiff_tags,
+    png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags,
 )
 
 log = logging.getLogger("restore.io")
@@ -63,7 +63,6 @@ IMAGE_SUFFIXES = {
 }
 FORMAT_SUFFIX = {"PNG": ".png", "JPEG": ".jpg", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp"}
 _SUPPORTED = "PNG, JPEG, TIFF, BMP or WebP"
-_EXIF_ORIENTATION = 0x0112
 
 PILImage.MAX_IMAGE_PIXELS = None  # we apply our own, clearer, limit before decoding
 
@@ -334,7 +333,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             if fmt not in FORMAT_SUFFIX:
                 raise InputError(path, f"unsupported format {im.format or 'unknown'} (use {_SUPPORTED})")
             exif = im.getexif()
-            orientation = int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile")
             dpi = dpi_of(im.info.get("dpi"))
             frames = int(getattr(im, "n_frames", 1) or 1)
@@ -349,6 +348,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
             if fmt == "TIFF":
                 keep_descriptive_tiff_tags(exif)
+            exif_bytes = exif_block(im, exif, upright=orientation != 1)
             subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" and im.mode in ("RGB", "YCbCr") else -1
     except InputError:
         raise
@@ -367,14 +367,12 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(path, f"corrupt or unreadable image data: {reason}") from None
     icc = _icc_matching(path, icc, colour.shape[2])
     colour, alpha = _orient(colour, orientation), (None if alpha is None else _orient(alpha, orientation))
-    if orientation != 1:
-        exif[_EXIF_ORIENTATION] = 1
     return Image(
         pixels=to_float(colour, depth),
         alpha=alpha,
         bit_depth=depth,
         format=fmt,
-        exif=exif.tobytes() if len(exif) else None,
+        exif=exif_bytes,
         icc_profile=icc,
         dpi=(dpi[1], dpi[0]) if dpi and orientation in (5, 6, 7, 8) else dpi,  # these orientations swap the axes
         frames=frames,

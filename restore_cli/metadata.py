@@ -102,11 +102,67 @@ def dpi_of(value: object) -> tuple[float, float] | None:
     return (x, y) if x > 0 and y > 0 and np.isfinite(x) and np.isfinite(y) else None
 
 
+EXIF_ORIENTATION = 0x0112
+EXIF_HEADER = b"Exif\x00\x00"
+
+
+def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes | None:
+    """The EXIF block to write back: the file's own bytes where possible, else ``exif`` re-encoded.
+
+    ``upright``: the pixels were rotated to their EXIF orientation, which must then read 1. The
+    file's bytes are kept (patched in place) because re-encoding loses data: Pillow writes every
+    text character outside ASCII as '?' (a UTF-8 caption from exiftool or Lightroom) and moves
+    the blocks a camera's maker note points into. The patch also unlinks the embedded thumbnail
+    (IFD1), which would show file browsers the damaged picture. A TIFF's tags are re-encoded from
+    ``exif`` (see :func:`keep_descriptive_tiff_tags`), their text as the file's own bytes.
+    """
+    raw = im.info.get("exif") if im.format != "TIFF" else None
+    if isinstance(raw, bytes) and raw:
+        raw = raw if raw.startswith(EXIF_HEADER) else EXIF_HEADER + raw
+        patched = _patched(raw, upright)
+        if patched is not None:
+            return patched
+    if upright:
+        exif[EXIF_ORIENTATION] = 1
+    for tag, value in list(exif.items()):
+        if isinstance(value, str):  # Pillow read the text as Latin-1: these are the file's bytes again
+            exif[tag] = _file_bytes(value)
+    return exif.tobytes() if len(exif) else None
+
+
+def _file_bytes(text: str) -> bytes:
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # set by code, not read from a file
+        return text.encode("utf-8")
+
+
+def _patched(raw: bytes, upright: bool) -> bytes | None:
+    """``raw`` (an EXIF block) without its link to IFD1 (the thumbnail) and, if ``upright``, with its
+    orientation entry rewritten as 1; None where its IFD0 cannot be walked."""
+    try:
+        tiff = len(EXIF_HEADER)
+        order = {b"II": "<", b"MM": ">"}[raw[tiff:tiff + 2]]
+        ifd = tiff + struct.unpack_from(order + "I", raw, tiff + 4)[0]
+        entries = struct.unpack_from(order + "H", raw, ifd)[0]
+        block = bytearray(raw)
+        struct.pack_into(order + "I", block, ifd + 2 + 12 * entries, 0)  # the next-IFD offset
+        for entry in range(entries):
+            at = ifd + 2 + 12 * entry
+            tag, kind, count = struct.unpack_from(order + "HHI", raw, at)
+            if upright and tag == EXIF_ORIENTATION and kind == 3 and count == 1:  # one SHORT, in the entry
+                struct.pack_into(order + "H", block, at + 8, 1)
+                upright = False
+    except (KeyError, struct.error):
+        return None
+    return None if upright else bytes(block)
+
+
 #: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):
 #: ImageDescription, Make, Model, Software, DateTime, Artist, HostComputer, Copyright, DocumentName.
 #: Structural tags are the encoder's; the EXIF sub-IFD (camera settings) is not written into TIFFs.
-#: Like every EXIF text Pillow writes, they are 7-bit ASCII (as the specs define them): other
-#: characters come out as '?'.
+#: Their text is copied as the file's bytes (the specs say 7-bit ASCII; exiftool and others write
+#: UTF-8), never re-encoded.
 TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 316, 33432, 269)
 
 
@@ -132,10 +188,10 @@ def tiff_text_tags(exif: bytes | None) -> dict[int, bytes]:
     text = {}
     for tag in TIFF_TEXT_TAGS:
         value = tags.get(tag)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        if isinstance(value, str) and value.strip("\x00 "):
-            text[tag] = value.rstrip("\x00").encode("utf-8")
+        if isinstance(value, str):  # Pillow decodes TIFF text as Latin-1: the file's bytes, as they were
+            value = _file_bytes(value)
+        if isinstance(value, bytes) and value.strip(b"\x00 "):
+            text[tag] = value.rstrip(b"\x00")
     return text
 
 

@@ -242,6 +242,35 @@ def test_a_colour_profile_is_kept_only_where_it_describes_the_pixels(tmp_path: P
     assert io.read_image(tmp_path / "grey.png").icc_profile == _icc_header(b"GRAY")
 
 
+def _exif_with_thumbnail_link(tags: dict) -> bytes:
+    """An EXIF block with ``tags`` in IFD0 and an IFD1 (where a thumbnail is described)."""
+    exif = PILImage.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    raw = bytearray(exif.tobytes())
+    order = "<" if raw[6:8] == b"II" else ">"
+    ifd0 = 6 + struct.unpack_from(order + "I", raw, 10)[0]
+    next_link = ifd0 + 2 + 12 * struct.unpack_from(order + "H", raw, ifd0)[0]
+    struct.pack_into(order + "I", raw, next_link, len(raw) - 6)
+    return bytes(raw + struct.pack(order + "HHHIHHI", 1, 0x0103, 3, 1, 6, 0, 0))  # IFD1: Compression = JPEG
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".tif", ".png"])
+def test_exif_text_is_kept_byte_for_byte(tmp_path: Path, suffix: str) -> None:
+    from PIL import ExifTags
+
+    caption = "Grand-mère à Brighton, 1931".encode()  # UTF-8, as exiftool writes it (Pillow would write '?')
+    raw = _exif_with_thumbnail_link({270: caption, 315: b"Jos\xc3\xa9", 274: 6})
+    PILImage.fromarray(_gradient(8, 12, 3)).save(tmp_path / "scan.jpg", exif=raw)
+    image = io.read_image(tmp_path / "scan.jpg")
+    assert (image.height, image.width) == (12, 8)  # turned upright
+    io.write_image(tmp_path / f"out{suffix}", image)
+    with PILImage.open(tmp_path / f"out{suffix}") as im:
+        exif = im.getexif()
+        assert exif.get(270).encode("latin-1") == caption and exif.get(315).encode("latin-1") == b"Jos\xc3\xa9"
+        assert exif.get(274, 1) == 1 and not exif.get_ifd(ExifTags.IFD.IFD1)  # no stale thumbnail of the damage
+
+
 def test_metadata_too_big_for_a_jpeg_is_dropped_with_a_warning(tmp_path: Path, caplog) -> None:
     big = b'<x:xmpmeta xmlns:x="adobe:ns:meta/">' + b" " * 70_000 + b"</x:xmpmeta>"
     image = io.Image(pixels=io.to_float(_gradient(8, 12, 3), 8), xmp=big, text={"Comment": "c" * 70_000})
