@@ -13,8 +13,8 @@ more than one image (a TIFF with pages or a thumbnail, an animation) is read as 
 
 Backends: Pillow for 8-bit files (and for validating every file's header), pypng for
 16-bit PNG (Pillow silently truncates 16-bit RGB PNG to 8 bits), tifffile for TIFF (with
-imagecodecs for the compressions scanners write: LZW, JPEG, PackBits, Deflate); the metadata
-helpers are in :mod:`restore_cli.metadata`.
+imagecodecs for the compressions scanners write: LZW, JPEG, PackBits, Deflate); the per-format
+pixel decoders are in :mod:`restore_cli.decoding`, the metadata helpers in :mod:`restore_cli.metadata`.
 Palette images are read as RGB(A) and written back as RGB(A): re-quantising a restored
 photo to 256 colours would throw the restoration away.
 
@@ -40,6 +40,9 @@ import tifffile
 from PIL import Image as PILImage
 from PIL import JpegImagePlugin, UnidentifiedImageError
 
+from restore_cli.decoding import (
+    UnsupportedPixels, decode_pillow, decode_png16, decode_tiff, orient, png_bit_depth, split_channels, why_tiff_is_not_read,
+)
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
     EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, keep_descriptive_tiff_tags,
@@ -165,118 +168,6 @@ def _check_readable_file(path: Path) -> None:
         raise InputError(path, "permission denied")
 
 
-def _png_bit_depth(path: Path) -> int:
-    """The IHDR bit depth byte of a PNG (offset 24)."""
-    with open(path, "rb") as fh:
-        header = fh.read(25)
-    return header[24] if len(header) == 25 else 8
-
-
-def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1..8) to an (H, W, ...) array."""
-    ops = {
-        2: lambda a: a[:, ::-1],
-        3: lambda a: a[::-1, ::-1],
-        4: lambda a: a[::-1],
-        5: lambda a: np.swapaxes(a, 0, 1),
-        6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
-        7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],
-        8: lambda a: np.swapaxes(a, 0, 1)[::-1],
-    }
-    op = ops.get(orientation)
-    return np.ascontiguousarray(op(array)) if op else array
-
-
-class UnsupportedPixels(ValueError):
-    """A well-formed file whose pixels this tool does not handle (32-bit, floating point, extra channels)."""
-
-
-def _decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
-    """Pillow image -> (integer array (H, W[, C]), bit depth), palette and odd modes normalised."""
-    mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    elif mode == "PA":
-        im = im.convert("RGBA")
-    elif mode == "1":
-        im = im.convert("L")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
-        im = im.convert("RGB")
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(im)
-        if array.max(initial=0) > 65535 or array.min(initial=0) < 0:
-            raise UnsupportedPixels("32-bit integer pixels (save it with 8 or 16 bits)")
-        return array.astype(np.uint16), 16
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        kind = "32-bit floating-point pixels" if mode == "F" else f"pixel mode {mode!r}"
-        raise UnsupportedPixels(f"{kind} (save it as 8- or 16-bit grey or RGB)")
-    return np.asarray(im), 8
-
-
-def _decode_png16(path: Path) -> np.ndarray:
-    width, height, rows, info = png.Reader(filename=os.fspath(path)).asDirect()
-    planes = info["planes"]
-    array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return array.reshape(height, width, planes)
-
-
-def _decode_tiff(path: Path, im: PILImage.Image) -> tuple[np.ndarray, int]:
-    """The first page: tifffile for grey and RGB(A) at 8 or 16 bits (Pillow cannot read 16-bit RGB),
-    Pillow for what needs interpreting (1-bit, white-is-zero, palette, CMYK -> RGB), which tifffile
-    would hand over as raw numbers."""
-    with tifffile.TiffFile(os.fspath(path)) as tif:
-        page = tif.pages.first
-        raw = (page.photometric in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
-               and page.bitspersample in (8, 16) and page.sampleformat == tifffile.SAMPLEFORMAT.UINT)
-        if raw:
-            array = page.asarray()
-    if not raw:
-        im.load()
-        return _decode_pillow(im)
-    if array.ndim == 3 and array.shape[0] in (1, 2, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
-        array = np.moveaxis(array, 0, -1)  # planar (C, H, W) storage
-    return array, _decode_tiff_samples(array)
-
-
-def _decode_tiff_samples(array: np.ndarray) -> int:
-    """The bit depth of a TIFF read by tifffile, or :class:`UnsupportedPixels`."""
-    if array.dtype == np.uint8:
-        return 8
-    if array.dtype == np.uint16:
-        return 16
-    kind = {"f": "floating-point", "i": "signed integer"}.get(array.dtype.kind, "integer")
-    raise UnsupportedPixels(f"{array.dtype.itemsize * 8}-bit {kind} samples (save it as 8- or 16-bit integer)")
-
-
-def _tiff_pillow_cannot_open(path: Path) -> str | None:
-    """Why a TIFF that Pillow does not recognise (floating-point RGB, say) is not read, or None."""
-    try:
-        with tifffile.TiffFile(os.fspath(path)) as tif:
-            page = tif.pages.first
-            _decode_tiff_samples(np.zeros(1, page.dtype))
-    except UnsupportedPixels as exc:
-        return f"unsupported image: {exc}"
-    except Exception:  # noqa: BLE001 - not a TIFF after all, or unreadable: the generic reason stands
-        return None
-    return None
-
-
-def _split_channels(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(H, W[, C]) integer array -> colour (H, W, 1|3) and alpha (H, W) or None."""
-    if array.ndim == 2:
-        return array[:, :, None], None
-    channels = array.shape[2]
-    if channels == 1:
-        return array, None
-    if channels == 2:
-        return array[:, :, :1], array[:, :, 1].copy()
-    if channels == 3:
-        return array, None
-    if channels == 4:
-        return array[:, :, :3], array[:, :, 3].copy()
-    raise UnsupportedPixels(f"{channels} channels per pixel (grey or RGB, with or without alpha, are read)")
-
-
 @contextlib.contextmanager
 def _open_quietly(path: str | os.PathLike) -> Iterator[PILImage.Image]:
     """``PIL.Image.open`` without its stderr warnings about tags typed unlike the TIFF spec (Photoshop's
@@ -337,14 +228,14 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             icc = im.info.get("icc_profile")
             dpi = dpi_of(im.info.get("dpi"))
             frames = int(getattr(im, "n_frames", 1) or 1)
-            if fmt == "PNG" and _png_bit_depth(path) == 16:
-                array, depth = _decode_png16(path), 16
+            if fmt == "PNG" and png_bit_depth(path) == 16:
+                array, depth = decode_png16(path), 16
             elif fmt == "TIFF":
-                array, depth = _decode_tiff(path, im)
+                array, depth = decode_tiff(path, im)
             else:
                 im.load()
-                array, depth = _decode_pillow(im)
-            colour, alpha = _split_channels(array)
+                array, depth = decode_pillow(im)
+            colour, alpha = split_channels(array)
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
             if fmt == "TIFF":
                 keep_descriptive_tiff_tags(exif)
@@ -355,7 +246,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     except UnsupportedPixels as exc:
         raise InputError(path, f"unsupported image: {exc}") from None
     except UnidentifiedImageError:
-        raise InputError(path, _tiff_pillow_cannot_open(path) or f"not a recognised image file (expected {_SUPPORTED})") from None
+        raise InputError(path, why_tiff_is_not_read(path) or f"not a recognised image file (expected {_SUPPORTED})") from None
     except PermissionError:
         raise InputError(path, "permission denied") from None
     except MemoryError:
@@ -366,7 +257,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             reason = "truncated file (image data ends early)"
         raise InputError(path, f"corrupt or unreadable image data: {reason}") from None
     icc = _icc_matching(path, icc, colour.shape[2])
-    colour, alpha = _orient(colour, orientation), (None if alpha is None else _orient(alpha, orientation))
+    colour, alpha = orient(colour, orientation), (None if alpha is None else orient(alpha, orientation))
     return Image(
         pixels=to_float(colour, depth),
         alpha=alpha,

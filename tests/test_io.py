@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image as PILImage
 
-from restore_cli import io
+from restore_cli import decoding, io
 from restore_cli.errors import InputError
 
 
@@ -53,7 +53,7 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
 )
 def test_lossless_round_trip(tmp_path: Path, mode: str, channels: int, depth: int, suffix: str) -> None:
     array = _gradient(21, 34, channels, depth)
-    colour, alpha = io._split_channels(array)
+    colour, alpha = decoding.split_channels(array)
     image = io.Image(pixels=io.to_float(colour, depth), alpha=alpha, bit_depth=depth)
     path = tmp_path / f"img{suffix}"
     io.write_image(path, image)
