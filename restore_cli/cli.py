@@ -158,7 +158,7 @@ def degrade(
     ] = ...,
     preset: Annotated[
         str, typer.Option(help="old-photo: defects + ageing, grain, noise, blur, JPEG; scratches: local defects only; "
-                               "gaussian: Gaussian noise only.")
+                               "gaussian: Gaussian noise only; grain: film grain only.")
     ] = "old-photo",
     sigma: Annotated[Optional[float], typer.Option(help="Fixed Gaussian noise sigma, 0..255 units.")] = None,
     size: Annotated[

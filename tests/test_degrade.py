@@ -175,6 +175,19 @@ def test_gaussian_sigma_25_gives_that_noise():
     assert abs(noisy.mean() - 0.5) < 0.01
 
 
+def test_grain_preset_gives_correlated_noise_and_no_defects():
+    config = PRESETS["grain"]
+    globals_ = ("fade", "sepia", "blur", "resample", "noise", "salt_pepper", "jpeg")
+    assert config.grain.prob == 1.0 and all(getattr(config, e).prob == 0 for e in globals_)
+    flat = np.full((128, 128, 1), 0.5, np.float32)
+    for seed in range(3):
+        sample = degrade(flat, config, np.random.default_rng(seed))
+        assert not sample.mask.any()
+        residual = sample.degraded[:, :, 0] - 0.5
+        neighbours = np.corrcoef(residual[:, :-1].ravel(), residual[:, 1:].ravel())[0, 1]
+        assert neighbours > 0.3  # grain, not white noise (whose neighbours are uncorrelated)
+
+
 def test_overrides_parse_and_validate():
     config = with_overrides(PRESETS["old-photo"], {
         "scratches.kinds": "linear,cracks", "scratches.width_range": "1.5, 3", "dust.enabled": "no",

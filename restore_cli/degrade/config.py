@@ -202,6 +202,13 @@ PRESETS: dict[str, DegradeConfig] = {
         dust=DustConfig(enabled=False),
         noise=NoiseConfig(prob=1.0, sigma_range=(5.0, 50.0)),
     ),
+    # Film grain only, fine to coarse (a print scanned at 300 to 1200 dpi): grain is correlated noise,
+    # which a denoiser trained on white noise leaves in place (docs/experiments.md).
+    "grain": DegradeConfig(
+        scratches=ScratchConfig(kinds=()),
+        dust=DustConfig(enabled=False),
+        grain=GrainConfig(prob=1.0, size_range=(0.5, 3.0)),
+    ),
     # End-to-end restoration: local defects plus the global ageing of a real scanned print.
     "old-photo": DegradeConfig(
         scratches=ScratchConfig(count_range=(0, 5)),
