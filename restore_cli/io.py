@@ -46,7 +46,7 @@ from restore_cli.decoding import (
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
     EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, keep_descriptive_tiff_tags,
-    png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags,
+    png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags, xmp_upright,
 )
 
 log = logging.getLogger("restore.io")
@@ -240,6 +240,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             if fmt == "TIFF":
                 keep_descriptive_tiff_tags(exif)
             exif_bytes = exif_block(im, exif, upright=orientation != 1)
+            if xmp and orientation != 1:
+                xmp = xmp_upright(xmp)
             subsampling = JpegImagePlugin.get_sampling(im) if fmt == "JPEG" and im.mode in ("RGB", "YCbCr") else -1
     except InputError:
         raise

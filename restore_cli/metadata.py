@@ -11,6 +11,7 @@ keywords in) has no writer in Pillow: :func:`jpeg_iptc_segment` builds the JPEG 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -79,6 +80,12 @@ def jpeg_iptc_segment(iptc: bytes) -> bytes:
     """The APP13 segment body (marker and length excluded) that holds ``iptc``, as Photoshop writes it."""
     resource = b"8BIM" + struct.pack(">H", PHOTOSHOP_IPTC_RESOURCE) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
     return PHOTOSHOP_APP13_HEADER + resource + b"\x00" * (len(iptc) & 1)
+
+
+def xmp_upright(xmp: bytes) -> bytes:
+    """``xmp`` with its tiff:Orientation (if any) set to 1: the pixels were turned upright, and a
+    viewer that reads the orientation from XMP (Pillow's ``exif_transpose`` does) would turn them again."""
+    return re.sub(rb'(tiff:Orientation(?:="|>))[0-9]', rb"\g<1>1", xmp)
 
 
 def read_text(im: PILImage.Image) -> dict[str, str] | None:

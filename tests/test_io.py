@@ -96,6 +96,17 @@ def test_exif_orientation_is_applied_and_reset(tmp_path: Path) -> None:
         assert im.getexif().get(0x0112) == 1
 
 
+def test_an_xmp_orientation_is_applied_once(tmp_path: Path) -> None:
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
+           b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    PILImage.fromarray(_gradient(10, 20, 3)).save(tmp_path / "rotated.jpg", xmp=xmp)  # no EXIF orientation
+    image = io.read_image(tmp_path / "rotated.jpg")
+    assert (image.height, image.width) == (20, 10) and b'tiff:Orientation="1"' in image.xmp
+    io.write_image(tmp_path / "out.jpg", image)
+    again = io.read_image(tmp_path / "out.jpg")
+    assert (again.height, again.width) == (20, 10)  # not turned a second time by its XMP
+
+
 @pytest.mark.parametrize("compression", ["lzw", "jpeg", "packbits", "deflate"])
 def test_compressed_tiff_scans_are_read(tmp_path: Path, compression: str) -> None:
     import tifffile
