@@ -128,6 +128,12 @@ def make_train_step(loss_fn: LossFn) -> Callable:
 
     ``loss_fn(model, batch, step)`` gets the optimizer's step counter (a traced uint32) so that
     stochastic losses can derive their key with ``fold_in`` and stay exactly resumable.
+
+    The model and optimizer are donated: their buffers are updated in place instead of the step
+    allocating a second copy of the weights and Adam moments (on a GPU, half the state's memory;
+    here the ``cr6`` ``simple`` step, 300 M parameters at batch 32, went from 17.7-21.3 to
+    14.7-16.6 s; the small models' steps are unchanged). Nothing may keep the old arrays across a
+    step: a frozen copy needs buffers of its own (the distillation teacher in :mod:`.mask`).
     """
 
     @count_traces
@@ -137,7 +143,7 @@ def make_train_step(loss_fn: LossFn) -> Callable:
         optimizer.update(model, grads)
         return {"loss": loss, **aux}
 
-    jitted = nnx.jit(step)
+    jitted = nnx.jit(step, donate_argnames=("model", "optimizer"))
     jitted.traced = step  # type: ignore[attr-defined]
     return jitted
 

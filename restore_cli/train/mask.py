@@ -457,7 +457,10 @@ def train_mask(
         return data.validation_set(source, config.val_crops, config.batch, config.crop, config.split_seed)
 
     val_batches = validation(val)
-    teacher = nnx.clone(model) if config.distill_views else None  # a frozen copy of the --init weights
+    # A frozen copy of the --init weights, in buffers of its own: the train step donates the model's.
+    teacher = nnx.clone(model) if config.distill_views else None
+    if teacher is not None:
+        nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(teacher)))
     optimizer = make_optimizer(model, config, steps)
     step_fn = make_train_step(mask_loss(config, teacher))
     free_batches = [] if free is None else validation(free)
