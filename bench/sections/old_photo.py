@@ -1,8 +1,10 @@
 """Set12 with synthetic old-photo damage: restoration quality and how well each method finds the defects.
 
-Two ``restore degrade`` presets, seed 0: ``scratches`` (scratches, cracks and dust only, so
-the true mask explains every change) and ``old-photo`` (the same local defects plus fading,
-blur, grain, noise, JPEG...). Every method in ``METHODS`` runs through ``restore restore``;
+Three ``restore degrade`` presets, seed 0: ``scratches`` (scratches, cracks and dust only, so
+the true mask explains every change), ``old-photo`` (the same local defects plus fading,
+blur, grain, noise, JPEG...) and ``grain`` (film grain only, 0.5-3 px: what real prints carry
+most, and correlated noise, which a denoiser trained on white noise leaves in place; its true
+mask is empty, so any flagged pixel is a false alarm). Every method in ``METHODS`` runs through ``restore restore``;
 its ``--save-masks`` output is scored against the true masks ``restore degrade`` wrote.
 
 Three reference rows show what a perfect detector would buy, using restore's own code path
@@ -28,7 +30,7 @@ from bench.sections.common import Context, DataSet, clean_subset, degrade_set, s
 from bench.sections.runs import method_names, method_unavailable, run_method, true_mask_row, variant_rows
 
 NAME = "old_photo"
-PRESETS = ("scratches", "old-photo")
+PRESETS = ("scratches", "old-photo", "grain")
 #: Reference rows: label -> the method whose code path is run with the true masks.
 TRUE_MASK_REFERENCES = {
     "classical + true mask (reference)": "classical",
