@@ -29,7 +29,7 @@ app = typer.Typer(
     name="restore",
     help=(
         "Bring damaged old photographs back: find scratches, cracks and dust, fill them in, "
-        "remove grain and noise; make training data, train and evaluate the models.\n\n"
+        "remove noise; make training data, train and evaluate the models.\n\n"
         "Pipeline examples:\n\n"
         "\b\n"
         "  restore degrade photos/ --size 256 --variations 4 -o data | restore train-mask -o mask.safetensors\n"

@@ -419,8 +419,9 @@ def _fit_jpeg_segments(path: Path, kwargs: dict) -> None:
     than fail the image: the input keeps it, and a PNG or TIFF output would too."""
     for key, limit in _JPEG_SEGMENT_LIMITS.items():
         if key in kwargs and len(kwargs[key]) > limit:
-            log.warning("%s: its %s (%d bytes) does not fit in a JPEG segment: not written (a PNG or TIFF output "
-                        "keeps it)", display_path(path), key if key == "comment" else key.upper(), len(kwargs.pop(key)))
+            keeper = "a TIFF output" if key == "iptc" else "a PNG or TIFF output"
+            log.warning("%s: its %s (%d bytes) does not fit in a JPEG segment: not written (%s keeps it)",
+                        display_path(path), key if key == "comment" else key.upper(), len(kwargs.pop(key)), keeper)
 
 
 def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:

@@ -129,12 +129,15 @@ def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes 
         patched = _patched(raw, upright)
         if patched is not None:
             return patched
-    if upright:
-        exif[EXIF_ORIENTATION] = 1
-    for tag, value in list(exif.items()):
-        if isinstance(value, str):  # Pillow read the text as Latin-1: these are the file's bytes again
-            exif[tag] = _file_bytes(value)
-    return exif.tobytes() if len(exif) else None
+    try:
+        if upright:
+            exif[EXIF_ORIENTATION] = 1
+        for tag, value in list(exif.items()):
+            if isinstance(value, str):  # Pillow read the text as Latin-1: these are the file's bytes again
+                exif[tag] = _file_bytes(value)
+        return exif.tobytes() if len(exif) else None
+    except Exception:  # noqa: BLE001 - metadata Pillow cannot re-encode is dropped, never fatal to the image
+        return None
 
 
 def _file_bytes(text: str) -> bytes:
