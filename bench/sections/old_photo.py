@@ -4,8 +4,9 @@ Three ``restore degrade`` presets, seed 0: ``scratches`` (scratches, cracks and 
 the true mask explains every change), ``old-photo`` (the same local defects plus fading,
 blur, grain, noise, JPEG...) and ``grain`` (film grain only, 0.5-3 px: what real prints carry
 most, and correlated noise, which a denoiser trained on white noise leaves in place; its true
-mask is empty, so any flagged pixel is a false alarm). Every method in ``METHODS`` runs through ``restore restore``;
-its ``--save-masks`` output is scored against the true masks ``restore degrade`` wrote.
+mask is empty, so any flagged pixel is a false alarm). Every method in ``METHODS`` runs
+through ``restore restore``; its ``--save-masks`` output is scored against the true masks
+``restore degrade`` wrote.
 
 Three reference rows show what a perfect detector would buy, using restore's own code path
 with ``--masks TRUE_MASKS`` (the user-mask option):
