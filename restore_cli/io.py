@@ -45,8 +45,8 @@ from restore_cli.decoding import (
 )
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
-    EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, keep_descriptive_tiff_tags,
-    png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags, xmp_upright,
+    EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, png16_metadata,
+    png_text, read_iptc, read_text, read_xmp, tiff_text_tags, xmp_upright,
 )
 
 log = logging.getLogger("restore.io")
@@ -237,8 +237,6 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                 array, depth = decode_pillow(im)
             colour, alpha = split_channels(array)
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
-            if fmt == "TIFF":
-                keep_descriptive_tiff_tags(exif)
             exif_bytes = exif_block(im, exif, upright=orientation != 1)
             if xmp and orientation != 1:
                 xmp = xmp_upright(xmp)

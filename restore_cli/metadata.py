@@ -120,8 +120,9 @@ def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes 
     file's bytes are kept (patched in place) because re-encoding loses data: Pillow writes every
     text character outside ASCII as '?' (a UTF-8 caption from exiftool or Lightroom) and moves
     the blocks a camera's maker note points into. The patch also unlinks the embedded thumbnail
-    (IFD1), which would show file browsers the damaged picture. A TIFF's tags are re-encoded from
-    ``exif`` (see :func:`keep_descriptive_tiff_tags`), their text as the file's own bytes.
+    (IFD1), which would show file browsers the damaged picture. A TIFF's tags (``exif`` holds all
+    of its IFD0) are reduced by :func:`keep_descriptive_tiff_tags` and re-encoded, their text as
+    the file's own bytes.
     """
     raw = im.info.get("exif") if im.format != "TIFF" else None
     if isinstance(raw, bytes) and raw:
@@ -130,6 +131,8 @@ def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes 
         if patched is not None:
             return patched
     try:
+        if im.format == "TIFF":
+            keep_descriptive_tiff_tags(exif)
         if upright:
             exif[EXIF_ORIENTATION] = 1
         for tag, value in list(exif.items()):

@@ -175,7 +175,7 @@ class _Run:
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
         before = sidecar.snapshot(job.source)
-        check_memory(job.source, getattr(self.method, "bytes_per_pixel", 0), self.method.name)
+        check_memory(job.source, self.method.bytes_per_pixel, self.method.name)
         image = read_image(job.source, max_pixels=opts.max_pixels)
         if image.frames > 1:
             check_extra_frames(job.source, output, image.frames)
