@@ -6,7 +6,8 @@ untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, IC
 (where archive software keeps captions, credits and keywords), PNG text chunks and JPEG comments,
 and the resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for
 it). What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF,
-IPTC into PNG, WebP and BMP, dpi into WebP).
+IPTC into WebP and BMP, dpi into WebP). A PNG keeps IPTC as ImageMagick and exiftool do, in a
+"Raw profile type iptc" text chunk.
 EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
 more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
 :attr:`Image.frames` says how many it holds, so a caller can warn or refuse to overwrite it.
@@ -88,7 +89,7 @@ class Image:
     alpha: (H, W) in the file's integer dtype, or None. Restoration never touches it.
     bit_depth: 8 or 16, the depth the file had (and the one it is written with).
     dpi: (x, y) dots per inch as the file stated them, or None.
-    xmp: the XMP packet (bytes), or None. iptc: the IPTC-IIM records (bytes) of a JPEG or TIFF, or None.
+    xmp: the XMP packet (bytes), or None. iptc: the IPTC-IIM records (bytes) of a JPEG, TIFF or PNG, or None.
     text: PNG text chunks (a JPEG comment as "Comment"), or None.
     jpeg_subsampling: a JPEG's chroma subsampling as Pillow names it (0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0), or None.
     frames: how many images the file holds (pages, thumbnails, animation frames); only the first is read.
@@ -390,7 +391,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_
                 kwargs["dpi"] = image.dpi
             if image.xmp and fmt in ("JPEG", "WEBP"):
                 kwargs["xmp"] = image.xmp
-            if fmt == "PNG" and (image.text or image.xmp):
+            if fmt == "PNG" and (image.text or image.xmp or image.iptc):
                 kwargs["pnginfo"] = png_text(image)
             if fmt == "JPEG" and image.text and image.text.get("Comment"):
                 kwargs["comment"] = image.text["Comment"].encode("utf-8")

@@ -5,7 +5,8 @@ so a restored scan keeps its caption, keywords, credits and print size. Pillow r
 for writing, Pillow covers 8-bit files, tifffile TIFF (given tags) and pypng 16-bit PNG (given
 ready-made chunks: :func:`png16_metadata`, :func:`add_png_chunks`). IPTC (the IIM records that
 archive and newsroom software such as Photoshop or Photo Mechanic keep captions, credits and
-keywords in) has no writer in Pillow: :func:`jpeg_iptc_segment` builds the JPEG segment itself.
+keywords in) has no writer in Pillow: :func:`jpeg_iptc_segment` builds the JPEG segment itself,
+:func:`raw_profile` the PNG text chunk that ImageMagick and exiftool use for it.
 """
 
 from __future__ import annotations
@@ -47,10 +48,18 @@ TIFF_IPTC_TAG, TIFF_PHOTOSHOP_TAG, PHOTOSHOP_IPTC_RESOURCE = 33723, 34377, 0x040
 PHOTOSHOP_APP13_HEADER = b"Photoshop 3.0\x00"
 
 
+#: A PNG has no IPTC chunk: ImageMagick and exiftool keep it in a text chunk of this name (see raw_profile).
+PNG_IPTC_KEY = "Raw profile type iptc"
+
+
 def read_iptc(im: PILImage.Image) -> bytes | None:
-    """The raw IPTC-IIM records of a JPEG or TIFF file, or None."""
+    """The raw IPTC-IIM records of a JPEG, TIFF or PNG file, or None."""
     value = None
-    if im.format in ("JPEG", "MPO"):
+    if im.format == "PNG":
+        value = from_raw_profile(im.info.get(PNG_IPTC_KEY))
+        if value and value.startswith(b"8BIM"):  # exiftool may store the whole Photoshop block
+            value = photoshop_resource(value, PHOTOSHOP_IPTC_RESOURCE)
+    elif im.format in ("JPEG", "MPO"):
         value = (im.info.get("photoshop") or {}).get(PHOTOSHOP_IPTC_RESOURCE)
     elif hasattr(im, "tag_v2"):
         # Raw bytes: Photoshop declares the tag as 32-bit integers, which Pillow's typed reading mangles.
@@ -76,6 +85,24 @@ def photoshop_resource(block: bytes | None, wanted: int) -> bytes | None:
     return None
 
 
+def raw_profile(kind: str, data: bytes) -> str:
+    """``data`` as ImageMagick's "Raw profile type KIND" PNG text: the kind, the length, then hex, 36 bytes a line."""
+    lines = (data[i:i + 36].hex() for i in range(0, len(data), 36))
+    return f"\n{kind}\n{len(data):8d}\n" + "\n".join(lines) + "\n"
+
+
+def from_raw_profile(text: object) -> bytes | None:
+    """The bytes of a "Raw profile type ..." PNG text (see :func:`raw_profile`), or None if it is not one."""
+    if not isinstance(text, str):
+        return None
+    parts = text.strip().split(None, 2)  # kind, length, hex (with line breaks)
+    try:
+        length, data = int(parts[1]), bytes.fromhex("".join(parts[2].split()))
+    except (IndexError, ValueError):
+        return None
+    return data if len(data) == length and data.strip(b"\x00") else None
+
+
 def jpeg_iptc_segment(iptc: bytes) -> bytes:
     """The APP13 segment body (marker and length excluded) that holds ``iptc``, as Photoshop writes it."""
     resource = b"8BIM" + struct.pack(">H", PHOTOSHOP_IPTC_RESOURCE) + b"\x00\x00" + struct.pack(">I", len(iptc)) + iptc
@@ -92,7 +119,7 @@ def read_text(im: PILImage.Image) -> dict[str, str] | None:
     """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
     text: dict[str, str] = {}
     if im.format == "PNG":
-        skip = {PNG_XMP_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
+        skip = {PNG_XMP_KEY, PNG_IPTC_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
         text = {k: str(v) for k, v in im.info.items() if isinstance(v, str) and k not in skip}
     comment = im.info.get("comment") if im.format in ("JPEG", "MPO") else None
     if isinstance(comment, bytes) and comment.strip(b"\x00 "):
@@ -111,6 +138,9 @@ def dpi_of(value: object) -> tuple[float, float] | None:
 
 EXIF_ORIENTATION = 0x0112
 EXIF_HEADER = b"Exif\x00\x00"
+EXIF_SUB_IFD = 0x8769  # IFD0's pointer to the EXIF sub-IFD (camera settings, picture size)
+PIXEL_X, PIXEL_Y = 0xA002, 0xA003  # PixelXDimension, PixelYDimension: the picture's size, in the sub-IFD
+QUARTER_TURNS = (5, 6, 7, 8)  # orientations whose upright picture has width and height swapped
 
 
 def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes | None:
@@ -120,9 +150,11 @@ def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes 
     file's bytes are kept (patched in place) because re-encoding loses data: Pillow writes every
     text character outside ASCII as '?' (a UTF-8 caption from exiftool or Lightroom) and moves
     the blocks a camera's maker note points into. The patch also unlinks the embedded thumbnail
-    (IFD1), which would show file browsers the damaged picture. A TIFF's tags (``exif`` holds all
-    of its IFD0) are reduced by :func:`keep_descriptive_tiff_tags` and re-encoded, their text as
-    the file's own bytes.
+    (IFD1), which would show file browsers the damaged picture. Turning upright an orientation
+    of 5-8 (a quarter turn) also swaps the picture's width and height recorded in the EXIF
+    sub-IFD (PixelXDimension, PixelYDimension). A TIFF's tags (``exif`` holds all of its IFD0)
+    are reduced by :func:`keep_descriptive_tiff_tags` and re-encoded, their text as the file's own
+    bytes.
     """
     raw = im.info.get("exif") if im.format != "TIFF" else None
     if isinstance(raw, bytes) and raw:
@@ -134,6 +166,10 @@ def exif_block(im: PILImage.Image, exif: PILImage.Exif, upright: bool) -> bytes 
         if im.format == "TIFF":
             keep_descriptive_tiff_tags(exif)
         if upright:
+            if exif.get(EXIF_ORIENTATION) in QUARTER_TURNS:
+                sub = exif.get_ifd(EXIF_SUB_IFD)
+                if PIXEL_X in sub and PIXEL_Y in sub:
+                    sub[PIXEL_X], sub[PIXEL_Y] = sub[PIXEL_Y], sub[PIXEL_X]
             exif[EXIF_ORIENTATION] = 1
         for tag, value in list(exif.items()):
             if isinstance(value, str):  # Pillow read the text as Latin-1: these are the file's bytes again
@@ -152,23 +188,46 @@ def _file_bytes(text: str) -> bytes:
 
 def _patched(raw: bytes, upright: bool) -> bytes | None:
     """``raw`` (an EXIF block) without its link to IFD1 (the thumbnail) and, if ``upright``, with its
-    orientation entry rewritten as 1; None where its IFD0 cannot be walked."""
+    orientation entry rewritten as 1 (and the picture's size swapped after a quarter turn); None
+    where its IFD0 cannot be walked."""
     try:
         tiff = len(EXIF_HEADER)
         order = {b"II": "<", b"MM": ">"}[raw[tiff:tiff + 2]]
-        ifd = tiff + struct.unpack_from(order + "I", raw, tiff + 4)[0]
-        entries = struct.unpack_from(order + "H", raw, ifd)[0]
         block = bytearray(raw)
-        struct.pack_into(order + "I", block, ifd + 2 + 12 * entries, 0)  # the next-IFD offset
-        for entry in range(entries):
-            at = ifd + 2 + 12 * entry
-            tag, kind, count = struct.unpack_from(order + "HHI", raw, at)
-            if upright and tag == EXIF_ORIENTATION and kind == 3 and count == 1:  # one SHORT, in the entry
-                struct.pack_into(order + "H", block, at + 8, 1)
-                upright = False
+        entries, link = _ifd(raw, order, tiff + struct.unpack_from(order + "I", raw, tiff + 4)[0])
+        struct.pack_into(order + "I", block, link, 0)  # IFD0's next-IFD offset
+        tags = {struct.unpack_from(order + "H", raw, at)[0]: at for at in entries}
+        if upright:
+            at = tags.get(EXIF_ORIENTATION)
+            _, kind, count, value = struct.unpack_from(order + "HHIH", raw, at) if at is not None else (0, 0, 0, 0)
+            if kind != 3 or count != 1:  # not one SHORT held in the entry: re-encode instead
+                return None
+            struct.pack_into(order + "H", block, at + 8, 1)
+            if value in QUARTER_TURNS and EXIF_SUB_IFD in tags:
+                _swap_size(raw, block, order, tiff + struct.unpack_from(order + "I", raw, tags[EXIF_SUB_IFD] + 8)[0])
     except (KeyError, struct.error):
         return None
-    return None if upright else bytes(block)
+    return bytes(block)
+
+
+def _ifd(raw: bytes, order: str, ifd: int) -> tuple[list[int], int]:
+    """Offsets of an IFD's 12-byte entries and of its next-IFD link; struct.error if outside ``raw``."""
+    count = struct.unpack_from(order + "H", raw, ifd)[0]
+    link = ifd + 2 + 12 * count
+    struct.unpack_from(order + "I", raw, link)
+    return [ifd + 2 + 12 * i for i in range(count)], link
+
+
+def _swap_size(raw: bytes, block: bytearray, order: str, ifd: int) -> None:
+    """Swap PixelXDimension and PixelYDimension (each one SHORT or LONG in its entry) in the EXIF sub-IFD."""
+    found = {}
+    for at in _ifd(raw, order, ifd)[0]:
+        tag, kind, count = struct.unpack_from(order + "HHI", raw, at)
+        if tag in (PIXEL_X, PIXEL_Y) and kind in (3, 4) and count == 1:
+            found[tag] = at
+    if len(found) == 2:  # each entry keeps its tag number and takes the other's type and value
+        x, y = found[PIXEL_X], found[PIXEL_Y]
+        block[x + 2:x + 12], block[y + 2:y + 12] = raw[y + 2:y + 12], raw[x + 2:x + 12]
 
 
 #: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):
@@ -219,6 +278,8 @@ def png_text(image: Image) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     for key, value in text_items(image):
         info.add_itxt(key, value)
+    if image.iptc:  # compressed Latin-1 text (zTXt), as ImageMagick and exiftool write it
+        info.add_text(PNG_IPTC_KEY, raw_profile("iptc", image.iptc), zip=True)
     return info
 
 
@@ -228,7 +289,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def png16_metadata(image: Image) -> list[bytes]:
     """The chunks Pillow would write for an 8-bit PNG (pypng writes 16-bit ones without them):
-    iCCP, pHYs, eXIf, iTXt (text and XMP)."""
+    iCCP, pHYs, eXIf, iTXt (text and XMP), zTXt (IPTC)."""
     chunks = []
     if image.icc_profile:
         chunks.append(png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(image.icc_profile)))
@@ -241,6 +302,9 @@ def png16_metadata(image: Image) -> list[bytes]:
     for key, value in text_items(image):
         keyword = key.encode("latin-1", "replace")[:79]
         chunks.append(png_chunk(b"iTXt", keyword + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    if image.iptc:
+        text = raw_profile("iptc", image.iptc).encode("latin-1")
+        chunks.append(png_chunk(b"zTXt", PNG_IPTC_KEY.encode("latin-1") + b"\x00\x00" + zlib.compress(text)))
     return chunks
 
 

@@ -96,6 +96,22 @@ def test_exif_orientation_is_applied_and_reset(tmp_path: Path) -> None:
         assert im.getexif().get(0x0112) == 1
 
 
+@pytest.mark.parametrize(("orientation", "size"), [(6, (10, 20)), (3, (20, 10))])
+def test_turning_upright_swaps_the_exif_picture_size_on_a_quarter_turn(tmp_path: Path, orientation: int,
+                                                                       size: tuple[int, int]) -> None:
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    exif.get_ifd(0x8769).update({0xA002: 20, 0xA003: 10, 0x9003: "2001:02:03 04:05:06"})  # as stored: 20 wide
+    path = tmp_path / "scan.jpg"
+    PILImage.fromarray(_gradient(10, 20, 3)).save(path, exif=exif.tobytes())
+    out = tmp_path / "out.jpg"
+    io.write_image(out, io.read_image(path))
+    with PILImage.open(out) as im:
+        sub = im.getexif().get_ifd(0x8769)
+        assert (sub[0xA002], sub[0xA003]) == size == im.size  # the EXIF size matches the upright picture
+        assert sub[0x9003] == "2001:02:03 04:05:06"
+
+
 def test_an_xmp_orientation_is_applied_once(tmp_path: Path) -> None:
     xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
            b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
@@ -225,6 +241,25 @@ def test_iptc_captions_survive(tmp_path: Path, source: str, suffix: str) -> None
         if suffix == ".jpg":  # and the TIFF's structure (strips, the tag read as one number) is not in its EXIF
             assert not set(im.getexif()) & {273, 279, 33723}
     assert info[(2, 120)] == "Anna, Brighton 1931".encode() and info[(2, 80)] == b"J. Smith" and info[(2, 25)] == b"wedding"
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_iptc_goes_through_a_png_as_imagemagick_stores_it(tmp_path: Path, bit_depth: int) -> None:
+    from PIL import IptcImagePlugin
+
+    _photoshop_jpeg(tmp_path / "photoshop.jpg")
+    image = io.read_image(tmp_path / "photoshop.jpg")
+    image.bit_depth = bit_depth
+    io.write_image(tmp_path / "out.png", image)
+    with PILImage.open(tmp_path / "out.png") as im:  # a "Raw profile type iptc" text: kind, length, hex lines
+        kind, length, *lines = im.info["Raw profile type iptc"].split()
+    assert (kind, int(length), bytes.fromhex("".join(lines))) == ("iptc", len(IPTC), IPTC)
+    again = io.read_image(tmp_path / "out.png")
+    assert again.iptc == IPTC and not again.text  # read back as IPTC, not as a text chunk to copy
+    again.bit_depth = 8  # JPEG holds 8 bits
+    io.write_image(tmp_path / "back.jpg", again)
+    with PILImage.open(tmp_path / "back.jpg") as im:
+        assert IptcImagePlugin.getiptcinfo(im)[(2, 120)] == "Anna, Brighton 1931".encode()
 
 
 @pytest.mark.parametrize(("source", "expected"), [("a.jpg", 2), ("a.png", 0)])
