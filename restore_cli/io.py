@@ -179,14 +179,29 @@ def _open_quietly(path: str | os.PathLike) -> Iterator[PILImage.Image]:
             yield im
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
-    """(width, height) from an image file's header, without decoding it; None where it cannot be read
-    (:func:`read_image` then says why)."""
+@dataclasses.dataclass(frozen=True)
+class Header:
+    """What an image file's header says before decoding: its size and how many images it holds."""
+
+    width: int
+    height: int
+    frames: int = 1  # as Image.frames
+
+
+def read_header(path: str | os.PathLike) -> Header | None:
+    """The :class:`Header` of an image file, without decoding its pixels; None where it cannot be
+    read (:func:`read_image` then says why)."""
     try:
         with _open_quietly(path) as im:
-            return im.size
+            return Header(im.width, im.height, int(getattr(im, "n_frames", 1) or 1))
     except Exception:  # noqa: BLE001 - any failure is read_image's to report
         return None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from an image file's header (see :func:`read_header`), or None."""
+    header = read_header(path)
+    return None if header is None else (header.width, header.height)
 
 
 def usable_images(paths: list[Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Path]:

@@ -247,7 +247,7 @@ def test_in_place_without_suffix_replaces_originals_once(tmp_path: Path) -> None
     assert (src / "p00.png").read_bytes() == restored
 
 
-def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path) -> None:
+def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path, monkeypatch) -> None:
     src = tmp_path / "in"
     src.mkdir()
     pages = [PILImage.fromarray(photo(32, 32, 3, seed=s)) for s in (0, 1)]
@@ -256,6 +256,12 @@ def test_a_file_with_several_pages_warns_and_is_never_overwritten(tmp_path: Path
     copy = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
     assert copy.exit_code == 0 and "holds 2 images" in copy.stderr
     assert (tmp_path / "out" / "album.tif").is_file()
+    from restore_cli.restoration import runner
+
+    def not_decoded(*args, **kwargs):
+        raise AssertionError("decoded before being refused")
+
+    monkeypatch.setattr(runner, "read_image", not_decoded)  # the header is enough to refuse it
     in_place = restore(src, "-o", src, "--method", "classical", "--in-place", "--json")
     assert in_place.exit_code == 3 and statuses(in_place.stdout) == {"album.tif": "failed"}
     assert "only the first would be kept" in in_place.stderr and "Traceback" not in in_place.stderr

@@ -29,8 +29,8 @@ import numpy as np
 from restore_cli.batch import run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
-    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, collect_inputs, display_path, image_size, read_image, write_gray8,
-    write_image,
+    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, collect_inputs, display_path, read_header, read_image,
+    write_gray8, write_image,
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
@@ -175,10 +175,14 @@ class _Run:
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
         before = sidecar.snapshot(job.source)
-        check_memory(job.source, self.method.bytes_per_pixel, self.method.name)
+        header = read_header(job.source)  # refusals that need no pixels come before decoding them
+        if header is not None:
+            check_memory(job.source, header, self.method.bytes_per_pixel, self.method.name)
+            check_extra_frames(job.source, output, header.frames)
         image = read_image(job.source, max_pixels=opts.max_pixels)
         if image.frames > 1:
-            check_extra_frames(job.source, output, image.frames)
+            log.warning("%s: holds %d images (pages or frames); only the first is restored into %s",
+                        display_path(job.source), image.frames, display_path(output))
         user_mask = None if mask_source is None else read_user_mask(mask_source, job, image.pixels.shape, opts.max_pixels)
         output_shape = image.pixels.shape[:2]
         with tile_progress(self.on_tiles):
@@ -215,16 +219,16 @@ def memory_available() -> int:
         return 1 << 62
 
 
-def check_memory(source: Path, bytes_per_pixel: int, method: str = "") -> None:
+def check_memory(source: Path, header: Header, bytes_per_pixel: int, method: str = "") -> None:
     """InputError, before decoding, for an image the method would need more memory for than there is.
 
     Why: the out-of-memory killer ends the whole process without a word, so a nightly run would
     die at the same big scan every night and never reach the files after it. Refusing that one
     file with a reason keeps the batch going (exit status 3).
     """
-    size = image_size(source)
-    if not size or bytes_per_pixel <= 0:
+    if bytes_per_pixel <= 0:
         return
+    size = (header.width, header.height)
     need, have = size[0] * size[1] * bytes_per_pixel, memory_available()
     lighter = "; --method hybrid needs a third less (it does not denoise)" if method in ("auto", "vae") else ""
     if need > have:
@@ -233,16 +237,13 @@ def check_memory(source: Path, bytes_per_pixel: int, method: str = "") -> None:
 
 
 def check_extra_frames(source: Path, output: Path, frames: int) -> None:
-    """A file holding several images (TIFF pages or thumbnail, animation) is restored as its first image.
-
-    Say so; and refuse to overwrite the original (``--in-place`` without ``--suffix``), which would drop
-    the other images for good.
+    """A file holding several images (TIFF pages or thumbnail, animation) is restored as its first image
+    (the runner warns): refuse to overwrite the original (``--in-place`` without ``--suffix``), which
+    would drop the other images for good. Called before decoding: a big scan is not decoded to be refused.
     """
-    if output.resolve() == source.resolve():
+    if frames > 1 and output.resolve() == source.resolve():
         raise InputError(source, f"holds {frames} images (pages or frames) and only the first would be kept: "
                                  "not overwritten (write to another folder, or use --suffix)")
-    log.warning("%s: holds %d images (pages or frames); only the first is restored into %s",
-                display_path(source), frames, display_path(output))
 
 
 def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, console: Any = None) -> ExitStatus:
