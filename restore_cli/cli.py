@@ -321,6 +321,11 @@ def train_mask(
         Optional[float], typer.Option(help="With --online: this share of the training crops gets the mixture's "
                                            "global damage but no defect (default 0).", show_default=False)
     ] = None,
+    grain: Annotated[
+        bool, typer.Option("--grain", help="With --online: also draw a quarter of the samples with film grain "
+                                           "(the grain preset, 0.5-3 px) over the defects, so grain is not taken "
+                                           "for dust.")
+    ] = False,
     distill_views: Annotated[
         Optional[int], typer.Option(min=0, help="With --init: also learn that model's mean over this many "
                                                 "flips/rotations (1-4; default 0: off), so one detector pass "
@@ -362,7 +367,7 @@ def train_mask(
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
                  "init": None if init is None else str(init), "split_seed": split_seed,
                  "zoom": zoom, "zoom_prob": zoom_prob, "free_share": free_share,
-                 "distill_views": distill_views, "distill_share": distill_share}
+                 "distill_views": distill_views, "distill_share": distill_share, "grain": grain or None}
         changes = {k: v for k, v in given.items() if v is not None}
         if epochs is not None and steps is None:
             changes["steps"] = None  # --epochs alone decides the length

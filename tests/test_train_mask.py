@@ -123,6 +123,16 @@ def test_online_mixture_draws_every_member_reproducibly(folder):
     assert single.fingerprint() != source.fingerprint()
 
 
+def test_grain_adds_a_fourth_member_with_defects_under_film_grain(folder):
+    members = online_degrade_config(grain=True)
+    assert members[:3] == online_degrade_config() and members[3].grain.prob == 1.0
+    source = data.OnlineSource.from_folder(folder / "clean", members[3], region=32)
+    batch = data.Batches(source, batch=4, crop=24, seed=0)(0)
+    assert (batch["mask"] > 0.5).any(axis=(1, 2, 3)).all()  # defects in every sample, as in the other members
+    residual = np.abs(batch["degraded"] - batch["clean"]) * (batch["mask"] < 0.5)
+    assert (residual.reshape(4, -1).mean(axis=1) > 1 / 255).all()  # and grain everywhere off them
+
+
 class _OneLine:
     """A source whose every sample is a flat gray crop with a one-pixel defect column in its middle."""
 

@@ -132,6 +132,7 @@ class MaskTrainConfig:
     free_share: float = 0.0  # online: this share of the training crops without any defect (data.MixedSource)
     distill_views: int = 0  # > 0: also learn the --init model's mean over this many flips/rotations (distill_target)
     distill_share: float = 0.5  # of the loss given to that term; the true-mask loss gets the rest
+    grain: bool = False  # online: a fourth mixture member, film grain over the defects (online_degrade_config)
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -212,7 +213,7 @@ def with_widths(arch: UNetConfig, widths: str) -> UNetConfig:
         raise UsageError(f"--widths: {exc}") from None
 
 
-def online_degrade_config() -> tuple:
+def online_degrade_config(grain: bool = False) -> tuple:
     """Damage for online training: a mixture, one member drawn per sample (see ``OnlineSource``).
 
     Every member puts scratches/cracks (1-5) and dust (1-30) in every sample; they differ in what
@@ -222,6 +223,11 @@ def online_degrade_config() -> tuple:
     clean image and flagged edges on them (Set12 ``scratches`` F1 0.35) and fired on noise above
     its sigma 20 range (hybrid lost 0.5 dB on sigma-25 inputs). ``--free-share`` adds crops with
     none (:class:`restore_cli.train.data.MixedSource`; the shipped detector's last stage).
+
+    ``grain`` (``--grain``) adds a fourth member: film grain of the ``grain`` preset (0.5-3 px,
+    coarser than the old-photo member's) over the same defects, and with ``--free-share`` grain
+    alone: the shipped detector takes grain clusters for dust on 9 of make bench's 12 grain-only
+    images (its ``grain`` table).
     """
     from restore_cli.degrade.config import PRESETS, NoiseConfig
 
@@ -234,7 +240,8 @@ def online_degrade_config() -> tuple:
 
     clean = with_defects(PRESETS["scratches"])
     noisy = dataclasses.replace(clean, noise=NoiseConfig(prob=1.0, sigma_range=(0.0, 50.0)))
-    return (clean, noisy, with_defects(PRESETS["old-photo"]))
+    members = (clean, noisy, with_defects(PRESETS["old-photo"]))
+    return (*members, dataclasses.replace(clean, grain=PRESETS["grain"].grain)) if grain else members
 
 
 def without_defects(mixture: tuple) -> tuple:
@@ -391,7 +398,7 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
         raise UsageError("give either a DATASET folder (from `restore degrade`) or --online CLEAN_DIR, not both")
     split = resolve_split_seed(config, None).split_seed  # train_mask has resolved it; a direct caller may not
     if online is not None:
-        degrade_config = online_degrade_config()
+        degrade_config = online_degrade_config(config.grain)
         source = data.OnlineSource.from_folder(online, degrade_config, region=config.region, max_pixels=max_pixels)
         train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train, val = source.subset(train_idx), source.subset(val_idx)
@@ -403,6 +410,8 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
             train = data.MixedSource(train, train.with_config(global_only), config.free_share)
             described["free_share"] = config.free_share
     else:
+        if config.grain:
+            raise UsageError("--grain needs --online: a degrade folder's damage is already drawn")
         if config.free_share > 0.0:
             raise UsageError("--free-share needs --online: a degrade folder has no defect-free versions of its crops")
         source = data.PairSource(dataset, max_pixels=max_pixels)
