@@ -119,7 +119,8 @@ def read_text(im: PILImage.Image) -> dict[str, str] | None:
     """PNG text chunks (those before the image data, or all once decoded) and a JPEG comment."""
     text: dict[str, str] = {}
     if im.format == "PNG":
-        skip = {PNG_XMP_KEY, PNG_IPTC_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb", "chromaticity"}
+        skip = {PNG_XMP_KEY, PNG_IPTC_KEY, "icc_profile", "exif", "dpi", "gamma", "transparency", "aspect", "srgb",
+                "chromaticity"}
         text = {k: str(v) for k, v in im.info.items() if isinstance(v, str) and k not in skip}
     comment = im.info.get("comment") if im.format in ("JPEG", "MPO") else None
     if isinstance(comment, bytes) and comment.strip(b"\x00 "):
