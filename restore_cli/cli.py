@@ -405,7 +405,8 @@ def restore_command(
     ] = "same",
     suffix: Annotated[str, typer.Option(help="Appended to each output file's stem, e.g. _restored.")] = "",
     jpeg_quality: Annotated[
-        int, typer.Option(min=1, max=100, help="Quality of JPEG outputs (chroma as the input JPEG had it, else 4:4:4); lower for smaller files.")
+        int, typer.Option(min=1, max=100, help="Quality of JPEG outputs (chroma as the input JPEG had it, else "
+                                               "4:4:4); lower for smaller files.")
     ] = 95,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Allow writing into an input folder (overwrites originals without --suffix).")

@@ -193,9 +193,14 @@ def read_header(path: str | os.PathLike) -> Header | None:
     read (:func:`read_image` then says why)."""
     try:
         with _open_quietly(path) as im:
-            return Header(im.width, im.height, int(getattr(im, "n_frames", 1) or 1))
+            return Header(im.width, im.height, _frame_count(im))
     except Exception:  # noqa: BLE001 - any failure is read_image's to report
         return None
+
+
+def _frame_count(im: PILImage.Image) -> int:
+    """How many images an opened file holds (TIFF pages, a JPEG's MPO thumbnails, animation frames)."""
+    return int(getattr(im, "n_frames", 1) or 1)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -243,7 +248,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile")
             dpi = dpi_of(im.info.get("dpi"))
-            frames = int(getattr(im, "n_frames", 1) or 1)
+            frames = _frame_count(im)
             if fmt == "PNG" and png_bit_depth(path) == 16:
                 array, depth = decode_png16(path), 16
             elif fmt == "TIFF":
