@@ -17,6 +17,7 @@ import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image as PILImage
+from PIL import TiffImagePlugin
 
 
 def png_bit_depth(path: Path) -> int:
@@ -72,6 +73,26 @@ def decode_png16(path: Path) -> np.ndarray:
     planes = info["planes"]
     array = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     return array.reshape(height, width, planes)
+
+
+def _open_16_bit_grey_with_alpha_tiffs() -> None:
+    """Let Pillow *open* 16-bit grey + alpha TIFFs, which its layout table lacks (13.0.0).
+
+    Why: ``read_image`` opens every file with Pillow for its metadata (EXIF, ICC, XMP, IPTC, dpi,
+    orientation) and takes a TIFF's grey or RGB pixels from tifffile (:func:`decode_tiff`). Pillow
+    refused to open this one layout ("not a recognised image file"), which ``write_image`` itself
+    writes for a 16-bit grey image with transparency: the tool could not read its own output. The
+    entries below only get such a file past Pillow's header check (as mode I;16, one plane);
+    Pillow never decodes it, because :func:`decode_tiff` reads every 16-bit grey TIFF with
+    tifffile. Keys: byte order, photometric (1 = grey), sample format (1 = unsigned), fill order,
+    bits per sample, extra samples (0 unspecified, 1 associated, 2 unassociated alpha).
+    """
+    for order, mode in ((b"II", "I;16"), (b"MM", "I;16B")):
+        for extra in (0, 1, 2):
+            TiffImagePlugin.OPEN_INFO.setdefault((order, 1, (1,), 1, (16, 16), (extra,)), (mode, mode))
+
+
+_open_16_bit_grey_with_alpha_tiffs()
 
 
 def decode_tiff(path: Path, im: PILImage.Image) -> tuple[np.ndarray, int]:

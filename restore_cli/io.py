@@ -29,6 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import stat
 import struct
 import tempfile
 import warnings
@@ -163,6 +164,8 @@ def _check_readable_file(path: Path) -> None:
         raise InputError(path, f"cannot access file ({exc.strerror})") from None
     if path.is_dir():
         raise InputError(path, "is a directory, not an image file")
+    if not stat.S_ISREG(st.st_mode):  # a named pipe would block or read as empty; a device is no file
+        raise InputError(path, "not a regular file: a pipe, socket or device")
     if st.st_size == 0:
         raise InputError(path, "empty file (0 bytes)")
     if not os.access(path, os.R_OK):
@@ -190,7 +193,10 @@ class Header:
 
 def read_header(path: str | os.PathLike) -> Header | None:
     """The :class:`Header` of an image file, without decoding its pixels; None where it cannot be
-    read (:func:`read_image` then says why)."""
+    read (:func:`read_image` then says why). Only regular files are opened: opening a named pipe
+    would wait for a writer forever."""
+    if not Path(path).is_file():
+        return None
     try:
         with _open_quietly(path) as im:
             return Header(im.width, im.height, _frame_count(im))

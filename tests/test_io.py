@@ -433,7 +433,9 @@ def bad_corpus(folder: Path) -> dict[str, str]:
     tifffile.imwrite(folder / "float-rgb.tif", np.zeros((8, 8, 3), np.float32), photometric="rgb")  # Pillow cannot
     tifffile.imwrite(folder / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="rgb",
                      extrasamples=("unspecified", "unspecified"))
+    os.mkfifo(folder / "pipe.png")  # opening it to read would wait for a writer forever
     return {
+        "pipe.png": "not a regular file",
         "float-grey.tif": "unsupported image: 32-bit floating-point",
         "float-rgb.tif": "unsupported image: 32-bit floating-point",
         "five.tif": "unsupported image: 5 channels",
@@ -461,6 +463,34 @@ def test_every_bad_input_gives_one_clear_reason(tmp_path: Path) -> None:
     assert set(seen) == set(expected)
     for name, fragment in expected.items():
         assert name in seen[name] and fragment in seen[name], seen[name]
+
+
+def test_headers_of_bad_inputs_are_none_without_blocking(tmp_path: Path) -> None:
+    bad_corpus(tmp_path / "corpus")
+    headers = {p.name: io.read_header(p) for p in io.list_images(tmp_path / "corpus")}
+    assert headers["pipe.png"] is None and headers["x.jpg"] is None and headers["notes.png"] is None
+    assert headers["good.png"] == io.Header(24, 24, 1)
+    kept = {p.name for p in io.usable_images(sorted((tmp_path / "corpus").glob("*.png")), max_pixels=10**6)}
+    assert kept == {"good.png", "truncated.png"}  # a header check: the truncated file fails when decoded
+
+
+def test_sixteen_bit_grey_with_alpha_tiffs_are_read(tmp_path: Path) -> None:
+    grey = (np.arange(6 * 4).reshape(4, 6) * 2000).astype(np.uint16)
+    alpha = (65535 - grey).astype(np.uint16)
+    for order, extra in (("<", "unassalpha"), (">", "assocalpha"), ("<", "unspecified")):
+        path = tmp_path / f"la16-{extra}.tif"
+        tifffile.imwrite(path, np.dstack([grey, alpha]).astype(order + "u2"), photometric="minisblack",
+                         extrasamples=(extra,), byteorder=order, resolution=(300, 300), resolutionunit="INCH",
+                         extratags=[(274, "H", 1, 6, True)], metadata=None)  # orientation 6: a quarter turn
+        image = io.read_image(path)
+        assert image.bit_depth == 16 and image.dpi == (300.0, 300.0), path.name
+        assert np.array_equal(io.to_integer(image.pixels[:, :, 0], 16), np.rot90(grey, -1)), path.name
+        assert np.array_equal(image.alpha, np.rot90(alpha, -1)), path.name
+        header = io.read_header(path)
+        assert header is not None and header.width * header.height == 24 and header.frames == 1
+        io.write_image(tmp_path / "again.tif", image)  # what the tool writes, it reads back
+        again = io.read_image(tmp_path / "again.tif")
+        assert np.array_equal(again.pixels, image.pixels) and np.array_equal(again.alpha, image.alpha)
 
 
 def test_permission_denied_is_reported(tmp_path: Path, monkeypatch) -> None:

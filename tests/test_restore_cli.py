@@ -66,6 +66,9 @@ def _write_inputs(folder: Path) -> None:
     io.write_image(folder / "gray16.png", io.Image(pixels=io.to_float(photo(40, 56, 1)[:, :, None].astype(np.uint16) * 257, 16), bit_depth=16))
     io.write_image(folder / "rgb16.tif", io.Image(pixels=io.to_float(photo(40, 56, 3).astype(np.uint16) * 257, 16), bit_depth=16))
     PILImage.fromarray(photo(40, 56, 3)).save(folder / "rgb.tif")
+    alpha16 = (np.arange(40 * 56).reshape(40, 56) * 37 % 65536).astype(np.uint16)
+    grey16 = io.to_float(photo(40, 56, 1)[:, :, None].astype(np.uint16) * 257, 16)
+    io.write_image(folder / "grey16a.tif", io.Image(pixels=grey16, alpha=alpha16, bit_depth=16))  # Pillow cannot open these
     exif = PILImage.Exif()
     exif[0x0112] = 6  # rotated 90 degrees: displayed 40 wide, 56 high
     PILImage.fromarray(photo(40, 56, 3)).save(folder / "rotated.jpg", exif=exif, quality=95)
