@@ -3,13 +3,16 @@
 :func:`restore_cli.io.read_image` opens every file with Pillow and hands the pixels to one of
 these: Pillow itself for 8-bit files and for what needs interpreting (palette, 1-bit, CMYK),
 pypng for 16-bit PNG (Pillow truncates 16-bit RGB PNG to 8 bits), tifffile for grey and RGB(A)
-TIFF at 8 or 16 bits (with imagecodecs for LZW, JPEG, PackBits and Deflate). Pixels this tool
+TIFF at 8 or 16 bits (with imagecodecs for LZW, JPEG, PackBits and Deflate), and Little CMS
+(Pillow's ImageCms) for a CMYK file that embeds its colour profile. Pixels this tool
 does not handle (32-bit, floating point, extra channels) raise :class:`UnsupportedPixels`, which
 ``read_image`` turns into a one-line reason naming the file.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image as PILImage
-from PIL import TiffImagePlugin
+from PIL import ImageCms, TiffImagePlugin
 
 
 def png_bit_depth(path: Path) -> int:
@@ -55,7 +58,10 @@ def decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
         im = im.convert("RGBA")
     elif mode == "1":
         im = im.convert("L")
-    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+    elif mode == "CMYK":
+        transform = cmyk_transform(im)
+        im = im.convert("RGB") if transform is None else ImageCms.applyTransform(im, transform)
+    elif mode in ("YCbCr", "LAB", "HSV"):
         im = im.convert("RGB")
     elif mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(im)
@@ -66,6 +72,38 @@ def decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
         kind = "32-bit floating-point pixels" if mode == "F" else f"pixel mode {mode!r}"
         raise UnsupportedPixels(f"{kind} (save it as 8- or 16-bit grey or RGB)")
     return np.asarray(im), 8
+
+
+#: The profile of every colour-managed conversion's result (Little CMS's built-in sRGB, 588 bytes):
+#: written into the output so that colour-managed viewers show it as converted.
+SRGB_PROFILE = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def cmyk_transform(im: PILImage.Image) -> ImageCms.ImageCmsTransform | None:
+    """The CMYK -> sRGB transform of a CMYK image's embedded profile; None without a usable one.
+
+    Why: a CMYK file's numbers are ink amounts on one press and paper, which only its profile
+    turns into colours. Pillow's plain conversion (R = 255 - C - K, ...) ignores it, so a press
+    profile's dull black, a cyan that is really blue-green, or a paper tint come out wrong, by tens
+    of levels. Relative colorimetric with black point compensation is the conversion Photoshop
+    does by default: the paper becomes white, the darkest ink mix black. Without a profile (or
+    with a corrupt one) ``decode_pillow`` falls back to the plain conversion and ``read_image``
+    says so.
+    """
+    icc = im.info.get("icc_profile")
+    if im.mode != "CMYK" or not isinstance(icc, bytes) or icc[16:20] != b"CMYK":
+        return None
+    return _cmyk_to_srgb(icc)
+
+
+@functools.lru_cache(maxsize=8)  # a folder of one press's files shares its profile: built once
+def _cmyk_to_srgb(icc: bytes) -> ImageCms.ImageCmsTransform | None:
+    try:
+        return ImageCms.buildTransform(
+            ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.ImageCmsProfile(io.BytesIO(SRGB_PROFILE)), "CMYK",
+            "RGB", renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, flags=ImageCms.Flags.BLACKPOINTCOMPENSATION)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
 
 
 def decode_png16(path: Path) -> np.ndarray:

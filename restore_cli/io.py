@@ -43,7 +43,8 @@ from PIL import Image as PILImage
 from PIL import JpegImagePlugin, UnidentifiedImageError
 
 from restore_cli.decoding import (
-    UnsupportedPixels, decode_pillow, decode_png16, decode_tiff, orient, png_bit_depth, split_channels, why_tiff_is_not_read,
+    SRGB_PROFILE, UnsupportedPixels, cmyk_transform, decode_pillow, decode_png16, decode_tiff, orient, png_bit_depth,
+    split_channels, why_tiff_is_not_read,
 )
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
@@ -262,6 +263,8 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             else:
                 im.load()
                 array, depth = decode_pillow(im)
+            if cmyk_transform(im) is not None:  # decode_pillow converted with it: the pixels are sRGB now
+                icc = SRGB_PROFILE
             colour, alpha = split_channels(array)
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
             exif_bytes = exif_block(im, exif, upright=orientation != 1)
@@ -304,8 +307,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
 def _icc_matching(path: Path, icc: bytes | None, channels: int) -> bytes | None:
     """The file's ICC profile if it describes the pixels as read, else None with a warning.
 
-    A CMYK or Lab file is read as RGB (Pillow's plain conversion, without colour management);
-    its profile, written into the RGB output, would make colour-managed viewers misread it.
+    A Lab file, or a CMYK one whose profile Little CMS cannot use, is read as RGB by Pillow's
+    plain conversion (a CMYK file with a usable profile is converted with it, and then carries
+    sRGB's: :func:`restore_cli.decoding.cmyk_transform`); the file's own profile, written into
+    the RGB output, would make colour-managed viewers misread it.
     """
     if not icc or len(icc) < 20:
         return icc or None

@@ -288,6 +288,89 @@ def test_a_colour_profile_is_kept_only_where_it_describes_the_pixels(tmp_path: P
     assert io.read_image(tmp_path / "grey.png").icc_profile == _icc_header(b"GRAY")
 
 
+#: Lab colours of a made-up press for the hand-made profile below: paper, each ink alone, all four.
+_PAPER, _CYAN, _BLACK_INK, _ALL_INKS = (100.0, 0.0, 0.0), (55.0, -37.0, -50.0), (20.0, 0.0, 0.0), (0.0, 0.0, 0.0)
+
+
+def _cmyk_press_profile() -> bytes:
+    """A minimal ICC v2 CMYK profile (a lut8 A2B0 with 2 grid points per ink, Lab PCS, D50 white).
+
+    Corners: no ink = paper (L* 100), cyan alone = :data:`_CYAN`, black alone = L* 20 (a press's dull
+    black, where Pillow's plain conversion gives 0), all four inks = L* 0 (so black point compensation
+    changes nothing); the other mixes multiply lightness, enough for a valid table.
+    """
+    def lab8(lab):
+        return bytes([round(lab[0] * 255 / 100), round(lab[1] + 128), round(lab[2] + 128)])
+
+    inks = {(1, 0, 0, 0): _CYAN, (0, 1, 0, 0): (48.0, 74.0, -3.0), (0, 0, 1, 0): (89.0, -5.0, 93.0),
+            (0, 0, 0, 1): _BLACK_INK}
+    grid = b""
+    for c in (0, 1):
+        for m in (0, 1):
+            for y in (0, 1):
+                for k in (0, 1):
+                    on = (c, m, y, k)
+                    if sum(on) == 0:
+                        lab = _PAPER
+                    elif sum(on) == 4:
+                        lab = _ALL_INKS
+                    elif sum(on) == 1:
+                        lab = inks[on]
+                    else:
+                        lab = (100.0 * np.prod([inks[i][0] / 100 for i in inks if all(a >= b for a, b in zip(on, i))]), 0, 0)
+                    grid += lab8(lab)
+    identity = bytes(range(256))
+    fixed = lambda v: struct.pack(">i", round(v * 65536))  # noqa: E731 - s15Fixed16Number
+    matrix = b"".join(fixed(1.0 if i in (0, 4, 8) else 0.0) for i in range(9))
+    a2b0 = b"mft1" + bytes(4) + bytes([4, 3, 2, 0]) + matrix + identity * 4 + grid + identity * 3
+    wtpt = b"XYZ " + bytes(4) + fixed(0.9642) + fixed(1.0) + fixed(0.8249)
+    name = b"test press\x00"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(8) + bytes(3) + bytes(67)
+    tags = [(b"desc", desc), (b"wtpt", wtpt), (b"A2B0", a2b0)]
+    offset, table, body = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, data in tags:
+        data += bytes(-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = bytearray(128)
+    struct.pack_into(">I", header, 0, 128 + 4 + len(table) + len(body))
+    header[8:12], header[12:16], header[16:20], header[20:24] = b"\x02\x10\x00\x00", b"prtr", b"CMYK", b"Lab "
+    header[36:40], header[68:80] = b"acsp", fixed(0.9642) + fixed(1.0) + fixed(0.8249)
+    return bytes(header) + struct.pack(">I", len(tags)) + table + body
+
+
+def _lab_d50_to_srgb8(lab: tuple[float, float, float]) -> np.ndarray:
+    """CIE Lab (D50, the ICC connection space) -> 8-bit sRGB through the D50-adapted sRGB matrix."""
+    lightness, a, b = lab
+    fy = (lightness + 16) / 116
+    f = np.array([fy + a / 500, fy, fy - b / 200])
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * np.array([0.9642, 1.0, 0.8249])
+    to_xyz = np.array([[0.4360747, 0.3850649, 0.1430804], [0.2225045, 0.7168786, 0.0606169],
+                       [0.0139322, 0.0971045, 0.7141733]])
+    linear = np.clip(np.linalg.solve(to_xyz, xyz), 0, 1)
+    encoded = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.round(encoded * 255)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".tif"])
+def test_a_cmyk_file_is_converted_with_its_own_profile(tmp_path: Path, suffix: str, caplog) -> None:
+    profile = _cmyk_press_profile()
+    patches = np.zeros((4, 8, 4), np.uint8)  # paper, cyan alone, black alone, all four inks: 2 px each
+    patches[:, 2:4, 0] = 255
+    patches[:, 4:6, 3] = 255
+    patches[:, 6:8] = 255
+    PILImage.fromarray(patches, "CMYK").save(tmp_path / f"press{suffix}", icc_profile=profile,
+                                             **({"quality": 100} if suffix == ".jpg" else {}))
+    image = io.read_image(tmp_path / f"press{suffix}")
+    got = io.to_integer(image.pixels, 8)[0, ::2].astype(int)
+    expected = np.array([_lab_d50_to_srgb8(lab) for lab in (_PAPER, _CYAN, _BLACK_INK, _ALL_INKS)])
+    assert np.abs(got - expected).max() <= 3, (got, expected)
+    plain = np.asarray(PILImage.fromarray(patches, "CMYK").convert("RGB"))[0, 4]
+    assert plain.max() == 0 and got[2].min() > 40  # the press's black is a dark grey, not Pillow's 0
+    assert image.icc_profile is not None and image.icc_profile[16:20] == b"RGB "  # the output says sRGB
+    assert "colour profile" not in caplog.text
+
+
 def _exif_with_thumbnail_link(tags: dict) -> bytes:
     """An EXIF block with ``tags`` in IFD0 and an IFD1 (where a thumbnail is described)."""
     exif = PILImage.Exif()
