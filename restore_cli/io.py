@@ -48,8 +48,8 @@ from restore_cli.decoding import (
 )
 from restore_cli.errors import InputError, UsageError
 from restore_cli.metadata import (
-    EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, jpeg_iptc_segment, png16_metadata,
-    png_text, read_iptc, read_text, read_xmp, tiff_text_tags, xmp_upright,
+    EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, exif_dpi, jpeg_iptc_segment,
+    png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags, with_resolution, xmp_upright,
 )
 
 log = logging.getLogger("restore.io")
@@ -249,7 +249,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
             exif = im.getexif()
             orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
             icc = im.info.get("icc_profile")
-            dpi = dpi_of(im.info.get("dpi"))
+            dpi = dpi_of(im.info.get("dpi")) if fmt != "WEBP" else exif_dpi(exif)
             frames = _frame_count(im)
             if fmt == "PNG" and png_bit_depth(path) == 16:
                 array, depth = decode_png16(path), 16
@@ -411,6 +411,8 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_
             kwargs: dict = {}
             if image.exif and fmt in ("PNG", "JPEG", "WEBP"):
                 kwargs["exif"] = image.exif
+            if image.dpi and fmt == "WEBP":  # WebP has no resolution field: EXIF's, as exiftool reads it
+                kwargs["exif"] = with_resolution(image.exif, image.dpi)
             if image.icc_profile and fmt in ("PNG", "JPEG", "WEBP"):
                 kwargs["icc_profile"] = image.icc_profile
             if image.dpi and fmt in ("PNG", "JPEG", "BMP"):

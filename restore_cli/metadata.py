@@ -1,4 +1,5 @@
-"""Metadata an archive keeps beside the pixels: XMP, IPTC, PNG text, JPEG comments, TIFF text tags, dpi.
+"""Metadata an archive keeps beside the pixels: XMP, IPTC, PNG text, JPEG comments, TIFF text tags, dpi
+(WebP's in EXIF).
 
 :mod:`restore_cli.io` reads them into its ``Image`` and writes them back through these helpers,
 so a restored scan keeps its caption, keywords, credits and print size. Pillow reads them all;
@@ -16,6 +17,7 @@ import re
 import shutil
 import struct
 import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -229,6 +231,59 @@ def _swap_size(raw: bytes, block: bytearray, order: str, ifd: int) -> None:
     if len(found) == 2:  # each entry keeps its tag number and takes the other's type and value
         x, y = found[PIXEL_X], found[PIXEL_Y]
         block[x + 2:x + 12], block[y + 2:y + 12] = raw[y + 2:y + 12], raw[x + 2:x + 12]
+
+
+#: IFD0's resolution tags (RATIONAL, RATIONAL, SHORT) and ResolutionUnit's values for inch and centimetre.
+X_RESOLUTION, Y_RESOLUTION, RESOLUTION_UNIT, INCH, CENTIMETRE = 0x011A, 0x011B, 0x0128, 2, 3
+
+
+def exif_dpi(exif: PILImage.Exif) -> tuple[float, float] | None:
+    """The print size that an EXIF IFD0 states (XResolution, YResolution, per inch or cm), as dpi, or None.
+
+    For WebP, which has no resolution field of its own: exiftool and Photoshop keep it there."""
+    unit = exif.get(RESOLUTION_UNIT, INCH)
+    if unit not in (INCH, CENTIMETRE):
+        return None
+    dpi = dpi_of((exif.get(X_RESOLUTION), exif.get(Y_RESOLUTION)))
+    scale = 2.54 if unit == CENTIMETRE else 1.0
+    return None if dpi is None else (dpi[0] * scale, dpi[1] * scale)
+
+
+def with_resolution(raw: bytes | None, dpi: tuple[float, float]) -> bytes:
+    """The EXIF block ``raw`` (or a new one) with IFD0 stating ``dpi`` (per inch): a WebP output's print size.
+
+    ``raw`` keeps its bytes: its IFD0 is copied to the end of the block with the three resolution
+    entries set, and the header points there. Every value an entry points to stays where it was
+    (offsets count from the block's TIFF header), so text and maker notes are not re-encoded (see
+    :func:`exif_block` for why that matters); the next-IFD link (a thumbnail) is dropped, as there.
+    """
+    def rational(value: float) -> tuple[int, int]:
+        fraction = Fraction(value).limit_denominator(10_000)
+        return fraction.numerator, fraction.denominator
+
+    if raw and raw.startswith(EXIF_HEADER):
+        try:
+            tiff = len(EXIF_HEADER)
+            order = {b"II": "<", b"MM": ">"}[raw[tiff:tiff + 2]]
+            entries, _ = _ifd(raw, order, tiff + struct.unpack_from(order + "I", raw, tiff + 4)[0])
+        except (KeyError, struct.error):
+            raw = None  # unreadable: a block of its own below
+    if not raw or not raw.startswith(EXIF_HEADER):
+        exif = PILImage.Exif()
+        exif[X_RESOLUTION], exif[Y_RESOLUTION], exif[RESOLUTION_UNIT] = dpi[0], dpi[1], INCH
+        return exif.tobytes()
+    kept = {struct.unpack_from(order + "H", raw, at)[0]: raw[at:at + 12] for at in entries}
+    block = bytearray(raw + bytes(-len(raw) % 2))  # an IFD starts on a word boundary
+    ifd = len(block) - tiff
+    count = len(kept | {X_RESOLUTION: b"", Y_RESOLUTION: b"", RESOLUTION_UNIT: b""})
+    values = ifd + 2 + 12 * count + 4  # the two rationals follow the new IFD
+    kept[X_RESOLUTION] = struct.pack(order + "HHII", X_RESOLUTION, 5, 1, values)
+    kept[Y_RESOLUTION] = struct.pack(order + "HHII", Y_RESOLUTION, 5, 1, values + 8)
+    kept[RESOLUTION_UNIT] = struct.pack(order + "HHIHH", RESOLUTION_UNIT, 3, 1, INCH, 0)
+    block += struct.pack(order + "H", count) + b"".join(kept[tag] for tag in sorted(kept)) + bytes(4)
+    block += struct.pack(order + "IIII", *rational(dpi[0]), *rational(dpi[1]))
+    struct.pack_into(order + "I", block, tiff + 4, ifd)
+    return bytes(block)
 
 
 #: The descriptive TIFF tags a TIFF output carries over (a caption, who scanned it, when, on what):

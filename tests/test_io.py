@@ -170,6 +170,30 @@ def test_resolution_survives_a_round_trip(tmp_path: Path, suffix: str) -> None:
     assert np.allclose(io.read_image(png).dpi, (600, 300), atol=0.01)
 
 
+def test_a_webp_output_states_the_print_size_in_its_exif(tmp_path: Path) -> None:
+    caption = "Grand-mère à Brighton".encode()  # UTF-8 EXIF text: its bytes must come through
+    exif = PILImage.Exif()
+    exif[270], exif[0x011A], exif[0x011B], exif[0x0128] = caption, 72.0, 72.0, 2  # a stale 72 dpi to replace
+    PILImage.fromarray(_gradient(10, 20, 3)).save(tmp_path / "scan.jpg", dpi=(600, 300), exif=exif.tobytes())
+    image = io.read_image(tmp_path / "scan.jpg")
+    io.write_image(tmp_path / "scan.webp", image)
+    with PILImage.open(tmp_path / "scan.webp") as im:  # what exiftool and Photoshop read
+        written = im.getexif()
+        assert (float(written[0x011A]), float(written[0x011B]), written[0x0128]) == (600.0, 300.0, 2)
+        assert written[270].encode("latin-1") == caption
+    back = io.read_image(tmp_path / "scan.webp")
+    assert back.dpi == (600.0, 300.0)
+    io.write_image(tmp_path / "again.png", back)  # and on into a format with a field of its own
+    assert np.allclose(io.read_image(tmp_path / "again.png").dpi, (600, 300), atol=0.01)
+    bare = io.Image(pixels=np.zeros((4, 4, 1), np.float32), dpi=(1200.0, 1200.0))  # no EXIF at all
+    io.write_image(tmp_path / "bare.webp", bare)
+    assert io.read_image(tmp_path / "bare.webp").dpi == (1200.0, 1200.0)
+    centimetres = PILImage.Exif()
+    centimetres[0x011A], centimetres[0x011B], centimetres[0x0128] = 100.0, 100.0, 3
+    PILImage.fromarray(_gradient(4, 4, 3)).save(tmp_path / "cm.webp", exif=centimetres.tobytes(), lossless=True)
+    assert io.read_image(tmp_path / "cm.webp").dpi == pytest.approx((254.0, 254.0))
+
+
 def test_rotating_orientation_swaps_the_resolution(tmp_path: Path) -> None:
     exif = PILImage.Exif()
     exif[0x0112] = 6
