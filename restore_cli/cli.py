@@ -459,12 +459,14 @@ def restore_command(
 ) -> None:
     """Restore damaged photos: find scratches and dust, fill them in, keep size, depth, alpha and metadata.
 
-    Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and redo what
-    changed; a second run on the same output folder exits with status 4. Examples:
+    Prints the output folder (or file) on stdout, for the next command; with --json, one record
+    per file instead. Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and
+    redo what changed; a second run on the same output folder exits with status 4. Examples:
 
     \b
       restore restore scans/ -r -o restored/ --method classical --suffix _restored
       restore restore grandma.tif -o grandma-restored.tif
+      restore restore damaged/ -o restored/ | restore evaluate --reference originals/
     """
     from restore_cli.restoration.runner import RestoreOptions, restore_files
 
@@ -478,7 +480,10 @@ def restore_command(
             domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,
             shard=shard, max_pixels=max_pixels,
         )
-        return restore_files(options, json_out=sys.stdout if json_out else None, console=stderr_console)
+        status = restore_files(options, json_out=sys.stdout if json_out else None, console=stderr_console)
+        if not json_out:  # a producer: the next command reads where the results are (--json: the records)
+            print_path(output)
+        return status
 
     run_library_call(call, verbose=verbose, quiet=quiet)
 

@@ -260,6 +260,10 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
                 array, depth = decode_pillow(im)
             if cmyk_transform(im) is not None:  # decode_pillow converted with it: the pixels are sRGB now
                 icc = SRGB_PROFILE
+            elif im.mode == "CMYK" and not icc:
+                log.warning("%s: a CMYK file without a colour profile: read as RGB by a plain formula, so its "
+                            "colours are approximate (convert it to RGB in an editor that knows its press)",
+                            display_path(path))
             colour, alpha = split_channels(array)
             xmp, text, iptc = read_xmp(im), read_text(im), read_iptc(im)
             exif_bytes = exif_block(im, exif, upright=orientation != 1)
@@ -535,5 +539,11 @@ def collect_inputs(inputs: list[Path], recursive: bool = False) -> list[tuple[Pa
 
 
 def read_paths_from_stdin(stream) -> list[Path]:
-    """Paths, one per line, from a pipe (e.g. the output folder printed by ``restore degrade``)."""
-    return [Path(line.rstrip("\n")) for line in stream if line.strip()]
+    """Paths, one per line, from a pipe (e.g. the output folder printed by ``restore degrade``).
+
+    Read as bytes where the stream has them and decoded as the file system does
+    (``os.fsdecode``): under a UTF-8 locale a text stdin would raise on a file name that is not
+    valid UTF-8 (an old Latin-1 one, say), which ``find`` passes on as it is."""
+    raw = getattr(stream, "buffer", None)
+    lines = (os.fsdecode(line) for line in raw) if raw is not None else stream
+    return [Path(line.rstrip("\r\n")) for line in lines if line.strip()]

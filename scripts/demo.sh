@@ -6,7 +6,7 @@ out=${1:-out/demo}
 bin=.venv/bin
 rm -rf "$out"
 data=$($bin/restore degrade --preset old-photo --seed 0 -o "$out/data")
-$bin/restore restore "$data/degraded" -o "$out/restored" --save-masks "$out/masks"
+$bin/restore restore "$data/degraded" -o "$out/restored" --save-masks "$out/masks" >/dev/null
 $bin/restore evaluate "$out/restored" --reference "$data/clean" --inputs "$data/degraded" \
   --masks "$out/masks" --true-masks "$data/masks" --html "$out/report.html"
 echo

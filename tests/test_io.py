@@ -308,6 +308,9 @@ def test_a_colour_profile_is_kept_only_where_it_describes_the_pixels(tmp_path: P
     image = io.read_image(tmp_path / "print.jpg")  # read as RGB: a CMYK profile on it would mislead viewers
     assert image.channels == 3 and image.icc_profile is None
     assert "print.jpg: its CMYK colour profile does not describe the RGB pixels" in caplog.text
+    cmyk.save(tmp_path / "bare.jpg")  # no profile at all: the plain formula, and the user is told
+    assert io.read_image(tmp_path / "bare.jpg").channels == 3
+    assert "bare.jpg: a CMYK file without a colour profile" in caplog.text
     PILImage.fromarray(_gradient(8, 12, 1)).save(tmp_path / "grey.png", icc_profile=_icc_header(b"GRAY"))
     assert io.read_image(tmp_path / "grey.png").icc_profile == _icc_header(b"GRAY")
 

@@ -379,6 +379,25 @@ def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     assert np.array_equal(np.delete(restored, np.s_[10:14], axis=0), np.delete(original, np.s_[10:14], axis=0))
 
 
+def test_restore_prints_where_its_results_are_for_the_next_command(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=2, size=32)
+    made = restore(src, "-o", tmp_path / "out", "--method", "classical")
+    assert made.exit_code == 0 and made.stdout == f"{tmp_path / 'out'}\n"  # and nothing else
+    scored = CliRunner().invoke(app, ["evaluate", "--reference", str(src), "--json", "-q"], input=made.stdout)
+    assert scored.exit_code == 0, scored.stderr
+    assert len([r for r in records(scored.stdout) if "psnr" in r]) == 2
+    one = restore(src / "p00.png", "-o", tmp_path / "one.png", "--method", "classical")
+    assert one.stdout == f"{tmp_path / 'one.png'}\n"
+
+
+def test_paths_on_stdin_may_be_any_bytes_a_file_system_allows() -> None:
+    import io as stdio
+
+    latin1 = b"caf\xe9.png"  # not valid UTF-8: a text stdin under a UTF-8 locale would raise
+    stream = stdio.TextIOWrapper(stdio.BytesIO(b"a.png\r\n\n" + latin1 + b"\n"), encoding="utf-8", errors="strict")
+    assert io.read_paths_from_stdin(stream) == [Path("a.png"), Path(os.fsdecode(latin1))]
+
+
 def test_cli_default_method_is_the_library_default() -> None:
     import inspect
 

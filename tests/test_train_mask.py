@@ -94,6 +94,18 @@ def test_online_training_leaves_out_a_broken_file(folder, tmp_path):
     assert len(source) == len(list((folder / "clean").iterdir())) and clean / "zz_broken.png" not in source.paths
 
 
+def test_a_degrade_folder_leaves_out_a_sample_with_a_broken_file(folder, tmp_path, caplog):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(folder, copy)
+    names = sorted(p.name for p in (copy / "degraded").iterdir())
+    full = (copy / "masks" / names[0]).read_bytes()
+    (copy / "masks" / names[0]).write_bytes(full[: len(full) // 2])  # a sound header over truncated data
+    source = data.PairSource(copy)
+    assert source.names == names[1:] and f"{names[0]}: skipped (corrupt" in caplog.text
+
+
 def test_online_batches_are_fresh_but_reproducible(folder):
     source = data.OnlineSource.from_folder(folder / "clean", online_degrade_config(), region=32)
     batches = data.Batches(source, batch=6, crop=24, seed=1)

@@ -145,6 +145,11 @@ class PairSource:
         missing = [n for n in self.names if not (self.root / "masks" / n).is_file() or not (self.root / "clean" / n).is_file()]
         if missing:
             raise UsageError(f"{display_path(self.root)}: {missing[0]} has no matching clean/ or masks/ file")
+        # Decoded up front, as --online folders are (io.usable_images): a sample with one unreadable
+        # file is left out by name here instead of stopping the run at the batch that draws it.
+        readable = [{p.name for p in usable_images([self.root / sub / n for n in self.names], max_pixels)}
+                    for sub in ("degraded", "clean", "masks")]
+        self.names = [n for n in self.names if all(n in names for names in readable)]
         if not self.names:
             raise UsageError(f"{display_path(self.root / 'degraded')}: no images")
         self.max_pixels = max_pixels
