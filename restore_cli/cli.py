@@ -68,8 +68,9 @@ CheckpointEvery = Annotated[
 ]
 TimeLimit = Annotated[
     Optional[float],
-    typer.Option(min=0.0, help="Stop cleanly after this many minutes (validate, write the best and resumable "
-                               "checkpoints); --resume continues the same run.", show_default=False),
+    typer.Option(min=0.0, help="Stop cleanly after this many minutes (validate, write the resumable state and, "
+                               "if it improved, the best checkpoint); --resume continues the same run.",
+                 show_default=False),
 ]
 StopAt = Annotated[
     Optional[int],
@@ -461,7 +462,7 @@ def restore_command(
 
     Prints the output folder (or file) on stdout, for the next command; with --json, one record
     per file instead. Reruns skip outputs that are up to date (records in OUTPUT/.restore/) and
-    redo what changed; a second run on the same output folder exits with status 4. Examples:
+    redo what changed; a run started while another writes the same folder exits with status 4. Examples:
 
     \b
       restore restore scans/ -r -o restored/ --method classical --suffix _restored
@@ -481,7 +482,7 @@ def restore_command(
             shard=shard, max_pixels=max_pixels,
         )
         status = restore_files(options, json_out=sys.stdout if json_out else None, console=stderr_console)
-        if not json_out:  # a producer: the next command reads where the results are (--json: the records)
+        if not json_out and output.exists():  # a producer: the next command reads where the results are
             print_path(output)
         return status
 

@@ -4,9 +4,9 @@ Reading gives an :class:`Image`: float32 pixels in [0, 1] (H, W, C) with C = 1 o
 plus everything needed to write the result back the way it came in: alpha (kept
 untouched, in its original integer dtype), bit depth (8 or 16), format, EXIF, ICC, XMP and IPTC
 (where archive software keeps captions, credits and keywords), PNG text chunks and JPEG comments,
-and the resolution (dots per inch: a 600 dpi scan prints at its size again; WebP has no field for
-it). What a format cannot hold is dropped when converting (XMP and text into BMP, text into TIFF,
-IPTC into WebP and BMP, dpi into WebP). A PNG keeps IPTC as ImageMagick and exiftool do, in a
+and the resolution (dots per inch: a 600 dpi scan prints at its size again; WebP, which has no
+field for it, states it in its EXIF). What a format cannot hold is dropped when converting (EXIF,
+ICC, XMP, IPTC and text into BMP; PNG text chunks into TIFF and WebP; IPTC into WebP). A PNG keeps IPTC as ImageMagick and exiftool do, in a
 "Raw profile type iptc" text chunk.
 EXIF orientation is applied on read and reset to 1 on write, so viewers agree. A file that holds
 more than one image (a TIFF with pages or a thumbnail, an animation) is read as its first image;
@@ -378,15 +378,15 @@ JPEG_QUALITY = 95
 def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_QUALITY) -> None:
     """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
 
-    Formats that cannot hold what the image has (16 bits in JPEG/BMP/WebP, alpha in JPEG)
+    Formats that cannot hold what the image has (16 bits in JPEG/BMP/WebP, alpha in JPEG/BMP)
     raise :class:`InputError` rather than silently dropping data.
     """
     path = Path(path)
     fmt = format_for_path(path)
     if image.bit_depth == 16 and fmt not in ("PNG", "TIFF"):
         raise InputError(path, f"{fmt} cannot store 16-bit images; write PNG or TIFF instead")
-    if image.alpha is not None and fmt == "JPEG":
-        raise InputError(path, "JPEG cannot store an alpha channel; write PNG, TIFF or WebP instead")
+    if image.alpha is not None and fmt in ("JPEG", "BMP"):  # Pillow's 32-bit BMP reads back without its alpha
+        raise InputError(path, f"{fmt} cannot store an alpha channel; write PNG, TIFF or WebP instead")
     array = _merged(image)
     with atomic_path(path) as tmp:
         if fmt == "TIFF":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -507,6 +508,10 @@ def test_write_refuses_to_drop_data(tmp_path: Path) -> None:
     with_alpha = io.Image(pixels=np.zeros((4, 4, 3), np.float32), alpha=np.zeros((4, 4), np.uint8))
     with pytest.raises(InputError, match="alpha"):
         io.write_image(tmp_path / "x.jpg", with_alpha)
+    grey_alpha = dataclasses.replace(with_alpha, pixels=np.zeros((4, 4, 1), np.float32))
+    for image in (with_alpha, grey_alpha):  # a 32-bit BMP would be read back without its alpha
+        with pytest.raises(InputError, match="BMP cannot store an alpha channel"):
+            io.write_image(tmp_path / "x.bmp", image)
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 

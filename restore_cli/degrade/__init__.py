@@ -2,7 +2,7 @@
 
 Library API (stable; other commands build on it)::
 
-    from restore_cli.degrade.config import DegradeConfig, PRESETS   # 'scratches', 'gaussian', 'old-photo'
+    from restore_cli.degrade.config import DegradeConfig, PRESETS   # 'scratches', 'gaussian', 'old-photo', 'grain'
     from restore_cli.degrade.engine import degrade, Sample
     sample = degrade(clean, config, rng)  # clean: float32 (H, W, C) in [0, 1]; rng: np.random.Generator
     sample.degraded, sample.mask, sample.params

@@ -57,7 +57,7 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     Range: (-inf, +inf); higher is better; 20-40 dB is typical for restoration.
     Identical images give ``math.inf`` (MSE = 0). Callers that serialise it must decide
     what inf means in their format: ``restore evaluate`` writes JSON ``null`` plus
-    ``"identical": true`` and leaves it out of the mean (see :mod:`.compare`).
+    ``"identical": true`` and leaves it out of the mean (see :mod:`.records`).
     """
     a, b = _check_pair(a, b)
     mse = float(np.mean((a - b) ** 2))

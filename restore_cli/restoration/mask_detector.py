@@ -1,8 +1,9 @@
 """Find scratches, cracks and dust in a photo of any size with a trained mask U-Net.
 
-Inference goes through :func:`restore_cli.restoration.tiling.infer_tiled` with one fixed tile
-shape, so a folder of mixed sizes compiles the network exactly once
-(:attr:`MaskDetector.compile_count` shows it). The apply function is an ``inference_jit``
+Inference goes through :func:`restore_cli.restoration.tiling.infer_tiled` with fixed tile
+shapes (the tile, and with ``large`` also 2 x tile + overlap), so a folder of mixed sizes
+compiles the network at most twice, whatever the sizes (:attr:`MaskDetector.compile_count`
+shows it; an out-of-memory fallback to smaller tiles compiles those too). The apply function is an ``inference_jit``
 (``jax.jit`` with faster CPU kernels) of ``nnx.merge(graphdef, state)``: the model's graph is
 split once at load time, so calling it per tile costs no NNX graph traversal.
 

@@ -1,6 +1,6 @@
 """The restoration methods, by name: ``METHODS[name](settings)`` builds one, ``.restore()`` runs it.
 
-Adding a method = writing a class with the four members of :class:`Method` and adding one
+Adding a method = writing a class with the five members of :class:`Method` and adding one
 line to :data:`METHODS`. There is no registry or decorator on purpose: this dict is the
 whole list, greppable, and ``restore restore --method`` offers exactly its keys.
 
@@ -57,7 +57,7 @@ class MethodSettings:
     mask_views: int | None = None  # detector flips/rotations averaged, one of MASK_VIEWS; None: the method's own
     mask_scales: int | None = None  # coarser halvings the detector also looks at, one of MASK_SCALES; None: by size
     user_masks: bool = False  # --masks DIR given: every image brings its own mask
-    tile: int = 256  # the mask detector's own default: little padding waste on small images
+    tile: int = 256  # the runner's (MaskDetector's own is 384): little padding waste on small images
     batch: int = 1
     large_tiles: bool = True  # also offer 2 x tile + overlap per image (infer_tiled); off under --max-memory
     device: str = "auto"

@@ -1,11 +1,11 @@
 """Idempotency records: ``OUTPUT/.restore/<output path>.json`` says how each output was made.
 
 A nightly run over an archive must redo only what changed. A record holds the input's
-sha256, the *recipe* (method settings that change pixels, model checkpoint hashes, restore
-version, a user mask's hash) and the output's size and mtime. A file is skipped only if
-its output exists unmodified and the recipe and input content match; anything else is
-redone. Execution details that do not change the result beyond blending noise (tile
-size, batch, device, memory budget) are deliberately not in the recipe.
+sha256, the *recipe* (method settings that change pixels, model checkpoint hashes, a user
+mask's hash), the restore version beside it, and the output's size and mtime. A file is
+skipped only if its output exists unmodified and the recipe, version and input content
+match; anything else is redone. Execution details that do not change the result beyond
+blending noise (tile size, batch, device, memory budget) are deliberately not in the recipe.
 
 Hashing a whole archive every night would be slow, so an input whose size and
 mtime_ns equal the record's is trusted without re-hashing (the rsync rule); a touched

@@ -1,4 +1,4 @@
-"""Training batches for every trainer (mask U-Net, VAE): one contract, two sources, a prefetch thread.
+"""Training batches for every trainer (mask U-Net, VAE): one contract, four sources, a prefetcher.
 
 Batch contract
 --------------
@@ -25,14 +25,14 @@ Sources
 Determinism
 -----------
 :class:`Batches` makes batch ``k`` as a pure function of ``(seed, k)``: the image order is a
-seeded permutation per epoch and every random choice inside the batch draws from
-``np.random.default_rng(SeedSequence([seed, k]))``. ``--resume`` at step k therefore gets
+seeded permutation per epoch (``SeedSequence([seed, 1, epoch])``) and every random choice
+inside the batch draws from ``np.random.default_rng(SeedSequence([seed, 0, k]))``. ``--resume`` at step k therefore gets
 exactly the batches an uninterrupted run would have got, with no data-loader state to save.
 :func:`validation_set` uses its own seed stream and no augmentation, so it is fixed.
 
 :class:`Prefetcher` (from :mod:`.prefetch`, re-exported here) computes the next few batches
-in a background thread while the jitted step runs (numpy and the engine release the GIL for
-most of their work).
+while the jitted step runs: in a background thread (numpy and the engine release the GIL for
+most of their work), or with ``--data-workers N`` in N forked processes, same bytes either way.
 """
 
 from __future__ import annotations

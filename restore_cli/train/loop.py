@@ -70,8 +70,8 @@ class LoopConfig:
     best_mode: str = "max"  # "max" or "min"
     prefetch: int = 3
     workers: int = 0  # processes drawing batches (prefetch.py); 0 = one background thread
-    #: Stop cleanly (evaluate, write both checkpoints) at the first step that ends this many seconds
-    #: after the call started; ``resume=True`` later continues the same run, schedule and all.
+    #: Stop cleanly (evaluate, write the resumable state, and the best checkpoint if this evaluation
+    #: beats it) at the first step that ends this many seconds after the call started; ``resume=True`` later continues the same run, schedule and all.
     time_limit_s: float | None = None
     #: Stop the same way at this step of a longer schedule: a time-limited run made reproducible
     #: (``make checkpoints`` replays a GPU stage that ended at its time limit).

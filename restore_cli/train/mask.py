@@ -174,12 +174,13 @@ MASK_PRESETS: dict[str, MaskTrainConfig] = {
         arch=UNetConfig(widths=(4, 8), norm="none"), batch=4, crop=32, steps=30, warmup=5,
         val_crops=8, log_every=5, eval_every=10, checkpoint_every=10,
     ),
-    # The shipped detector, 16-32-64-96-128 wide, on the mixture of :func:`online_degrade_config`, in
-    # four stages (scripts/checkpoints.sh): `restore train-mask --online ../shared/datasets/train400
+    # The shipped detector, 16-32-64-96-128 wide, on the mixture of :func:`online_degrade_config`:
+    # scripts/checkpoints.sh replays its eight stages (the eighth, a GPU distillation run, writes
+    # checkpoints/mask_unet.safetensors; docs/experiments.md has it). The first four: `restore train-mask --online ../shared/datasets/train400
     # -o stage1.safetensors --steps 3000 --seed 0`, then `... -o stage2.safetensors --init
     # stage1.safetensors --crop 128 --batch 12 --steps 3000 --lr 1e-3 --seed 0`, then `... -o
     # stage3.safetensors --init stage2.safetensors --crop 160 --batch 8 --steps 1500 --lr 5e-4 --seed 0`,
-    # then `... -o mask.safetensors --init stage3.safetensors --crop 192 --batch 6 --steps 4000 --lr 3e-4 --seed 0`.
+    # then `... -o stage4.safetensors --init stage3.safetensors --crop 192 --batch 6 --steps 4000 --lr 3e-4 --seed 0`.
     # Stage 1: 41.8 min on 2 CPU cores, val F1 0.531 (threshold 0.35), still rising; Set12
     # `scratches` F1 0.45, `old-photo` 0.26 (make bench). Stage 2: 66 min (another training shared
     # the CPU), val F1 0.544 on 128 px crops. Stage 3: 26.7 min, val F1 0.573 on 160 px crops

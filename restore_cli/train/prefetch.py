@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-#: A batch takes well under a second; this long without one means a stuck worker (see the module docstring).
+#: A batch takes well under a second; this long without one means a stuck worker (one that called JAX,
+#: which deadlocks in a forked child: the module docstring says why the workers run numpy only).
 WORKER_TIMEOUT_S = 600
 _worker_make_batch: Callable[[int], Any] | None = None  # set in each forked child by _init_worker
 
