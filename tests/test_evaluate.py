@@ -96,11 +96,16 @@ def test_ssim_identical_and_different() -> None:
 
 
 def test_luminance_uses_bt601_weights() -> None:
-    rgb = np.zeros((2, 2, 3))
-    rgb[..., 1] = 1.0
-    assert metrics.luminance(rgb)[0, 0, 0] == pytest.approx(0.587)
-    grey = np.ones((2, 2, 1))
-    assert metrics.luminance(grey) is not None and metrics.luminance(grey).shape == (2, 2, 1)
+    rgb = np.zeros((3, 2, 3))
+    for channel in range(3):
+        rgb[channel, :, channel] = 1.0  # row 0 pure red, row 1 pure green, row 2 pure blue
+    luma = metrics.luminance(rgb)
+    assert luma.shape == (3, 2, 1)
+    assert luma[:, 0, 0] == pytest.approx([0.299, 0.587, 0.114])
+    grey = np.random.default_rng(0).random((2, 2, 1))
+    assert np.array_equal(metrics.luminance(grey), grey)  # one channel: unchanged
+    with pytest.raises(ValueError, match="4-channel"):
+        metrics.luminance(np.zeros((2, 2, 4)))
 
 
 def test_mask_scores_hand_made() -> None:

@@ -194,8 +194,11 @@ def test_sizes_and_tile_plans() -> None:
     with pytest.raises(UsageError):
         methods.parse_size("lots")
     assert methods.plan_tiles(512, None) == (512, 1)
-    tile, batch = methods.plan_tiles(512, 256 * 2**20)
-    assert tile * tile * methods.BYTES_PER_TILE_PIXEL <= 128 * 2**20 and batch >= 1
+    assert methods.BYTES_PER_TILE_PIXEL == 2048  # the cases below are worked out for it
+    assert methods.plan_tiles(512, 256 * 2**20) == (256, 1)  # half the budget holds one 256 px tile exactly
+    assert methods.plan_tiles(512, 300 * 2**20) == (256, 1)
+    assert methods.plan_tiles(512, 2**20) == (methods.MIN_TILE, 1)  # never below MIN_TILE, even over budget
+    assert methods.plan_tiles(512, 4 * 2**30) == (512, 4)
     assert methods.plan_tiles(512, 8 * 2**30) == (512, 8)
 
 

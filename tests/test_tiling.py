@@ -70,7 +70,9 @@ def test_tiled_equals_untiled_for_a_conv_net(conv_net) -> None:
     whole = infer_tiled(fn, image, tile=512, overlap=32, multiple=16)
     tiled = infer_tiled(fn, image, tile=128, overlap=32, multiple=16, batch=3)
     assert whole.shape == tiled.shape == (512, 512, 1)
-    assert np.abs(whole - tiled).max() <= 1 / 255
+    # Receptive radius 3, well inside the blended overlap: every kept pixel saw what it sees in the
+    # whole image, so only float rounding may differ (a seam or a misplaced tile would be ~0.1).
+    assert np.abs(whole - tiled).max() <= 1e-5
 
 
 def test_tiled_equals_untiled_for_the_unet() -> None:
@@ -83,6 +85,7 @@ def test_tiled_equals_untiled_for_the_unet() -> None:
     image = smooth_image(256)
     whole = infer_tiled(lambda t: jax.nn.sigmoid(fn(t)), image, tile=256, overlap=32, multiple=config.multiple)
     tiled = infer_tiled(lambda t: jax.nn.sigmoid(fn(t)), image, tile=128, overlap=32, multiple=config.multiple)
+    # The U-Net sees further than the overlap, so tiles differ slightly: the README's 1/255 bound.
     assert np.abs(whole - tiled).max() <= 1 / 255
 
 
@@ -127,7 +130,7 @@ def test_large_tiles_are_picked_only_where_they_compute_less(conv_net) -> None:
     for image, whole in zip(images, wholes):
         out = infer_tiled(lambda t: (shapes.append(t.shape[1]), fn(t))[1], image, tile=128, overlap=32,
                           multiple=16, large=True)
-        assert out.shape == whole.shape and np.abs(out - whole).max() <= 1 / 255
+        assert out.shape == whole.shape and np.abs(out - whole).max() <= 1e-5  # radius 3: exact up to rounding
     assert set(shapes) == {128, 288} and len(traces) - before <= 2  # two tile sizes: two compilations
 
 

@@ -64,8 +64,25 @@ def trained(folder, tmp_path_factory):
 
 
 def _losses(checkpoint: Path) -> dict[int, float]:
+    """Loss per step from a run's metrics file; a step logged twice (a resume that redid it) fails."""
     rows = [json.loads(x) for x in checkpoint.with_name(checkpoint.stem + ".metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert len(steps) == len(set(steps)), f"steps logged twice: {steps}"
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def _record_steps(monkeypatch) -> list[int]:
+    """Patch Batches to note every batch index it is asked for (from the prefetch thread too), in order.
+
+    Index i is the batch of optimizer step i + 1 (the loop counts steps from 1)."""
+    asked, real_call = [], data.Batches.__call__
+
+    def recording(self, step):
+        asked.append(step)
+        return real_call(self, step)
+
+    monkeypatch.setattr(data.Batches, "__call__", recording)
+    return asked
 
 
 def test_batches_follow_the_contract_and_depend_only_on_the_step(folder):
@@ -323,8 +340,11 @@ def test_prefetcher_reraises_producer_errors():
             raise RuntimeError("bad image")
         return {"x": np.zeros(1)}
 
+    got = []
     with pytest.raises(RuntimeError, match="bad image"), data.Prefetcher(broken, 0, 5) as prefetch:
-        assert [s for s, _ in prefetch] == [0, 1]
+        for step, _ in prefetch:
+            got.append(step)
+    assert got == [0, 1]  # the batches before the bad one arrive, then its error, at its place
 
 
 def test_worker_processes_give_the_same_batches_in_order(folder):
@@ -461,7 +481,9 @@ def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="killed"):
         train_mask(folder, out, TINY)
     monkeypatch.setattr(data.Batches, "__call__", real_call)
+    asked = _record_steps(monkeypatch)
     resumed = train_mask(folder, out, TINY, resume=True)
+    assert asked[0] == 20  # it went on from the checkpoint (batch indices count from 0), not from step 1
     straight, again = _losses(trained.checkpoint), _losses(out)
     assert sorted(again) == list(range(1, 41))
     assert [straight[s] for s in range(21, 41)] == [again[s] for s in range(21, 41)]
@@ -474,13 +496,16 @@ def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("stop, at", [({"time_limit_s": 0.0}, 1),  # out of time after the first step
                                       ({"stop_at": 13}, 13)])  # --stop-at: the same, at a chosen step
-def test_a_stopped_run_stops_cleanly_and_resume_finishes_the_same_run(trained, folder, tmp_path, stop, at):
+def test_a_stopped_run_stops_cleanly_and_resume_finishes_the_same_run(trained, folder, tmp_path, stop, at,
+                                                                      monkeypatch):
     out = tmp_path / "m.safetensors"
     stopped = train_mask(folder, out, TINY, **stop)
     assert stopped.fit.step == at
     assert read_checkpoint(out)[1]["training"]["step"] == at  # evaluated and written at the stop
     assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == at
+    asked = _record_steps(monkeypatch)
     finished = train_mask(folder, out, TINY, resume=True)
+    assert asked[0] == at  # the batch of step at + 1 (indices count from 0): nothing redone
     assert finished.fit.step == 40 and _losses(out) == _losses(trained.checkpoint)
 
 
@@ -542,7 +567,10 @@ def test_detector_views_average_flips_and_rotations(trained):
     assert not np.allclose(one.probabilities(x), mirrored)  # the network alone is not mirror-symmetric
     assert np.allclose(two.probabilities(x), (one.probabilities(x) + mirrored) / 2, atol=1e-6)
     eight = MaskDetector.load(trained.checkpoint, tile=32, overlap=8, views=8)
-    assert eight.probabilities(x).shape == x.shape and eight.compile_count == 1  # square tiles: one shape
+    by_hand = np.mean([inverse(one.probabilities(np.ascontiguousarray(forward(x)))) for forward, inverse in DIHEDRAL],
+                      axis=0)
+    np.testing.assert_allclose(eight.probabilities(x), by_hand, atol=1e-6)  # each view mapped back before averaging
+    assert eight.compile_count == 1  # square tiles: the transposed views need no second shape
     with pytest.raises(ValueError, match="views"):
         MaskDetector.load(trained.checkpoint, views=9)
 

@@ -119,9 +119,16 @@ def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, mon
     assert header["training"]["step"] == 2 and "val_psnr" in header["metrics"] and header["restore_version"]
     assert out.with_name("vae.curves.png").is_file() and out.with_name("vae.last.safetensors").is_file()
 
-    monkeypatch.setattr(RealCrops, "__call__", original)
+    asked = []
+
+    def recording(self, step):
+        asked.append(step)
+        return original(self, step)
+
+    monkeypatch.setattr(RealCrops, "__call__", recording)
     result = _invoke(str(folder), *common, "--resume")
     assert result.exit_code == 0, result.output
+    assert asked[0] == 2  # the batch of step 3 (indices count from 0): on from the step-2 checkpoint
     assert result.stdout == f"{out}\n"  # the checkpoint path is the only line on stdout
     rows = [json.loads(x) for x in out.with_name("vae.metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r][-1] == 4 and any("kl_Y" in r for r in rows)

@@ -59,6 +59,19 @@ def test_new_unet_is_deterministic_and_matches_module_init_statistics():
     assert arrays_a.keys() == {"/".join(map(str, p)) for p, _ in nnx.to_flat_state(nnx.state(build_unet(TINY.to_dict())))}
     assert np.allclose(arrays_a["head/bias"], TINY.head_bias)
     assert parameter_count(a) == sum(v.size for v in arrays_a.values())
+    # The statistics UNet's own initialisers give: He normal (2 / fan-in) for the ReLU convolutions,
+    # LeCun (1 / fan-in) for the linear 1x1 projections and head, zero biases elsewhere.
+    wide = model_arrays(new_unet(UNetConfig(widths=(8, 16, 32), norm="none"), 0))
+    checked = 0
+    for name, value in wide.items():
+        if name.endswith("kernel") and value.size >= 1000:
+            gain = 1.0 if name.split("/")[0] in ("project", "head") else 2.0
+            expected = np.sqrt(gain / np.prod(value.shape[:-1]))
+            assert abs(value.std() / expected - 1) < 0.1 and abs(value.mean()) < 0.1 * expected, name
+            checked += 1
+        elif name.endswith("bias") and not name.startswith("head"):
+            assert not value.any(), name
+    assert checked >= 4
 
 
 def test_build_unet_is_abstract_until_loaded():
