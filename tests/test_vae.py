@@ -144,8 +144,19 @@ def test_lr_schedule_and_optimizers():
     assert float(sched(10)) == pytest.approx(1e-3) and float(sched(100)) == pytest.approx(1e-5)
     assert float(sched(0)) < 1e-4
     assert float(lr_schedule(1e-6, 100, decay="constant")(50)) == pytest.approx(1e-6)
+    # First update from a gradient of norm 10 at lr 1e-3: the Adam family moves each weight by ~lr
+    # whatever the gradient's size; SGD by lr x the clipped gradient (norm 1); AdamW also decays.
+    params, grads = jnp.full(4, 100.0), jnp.full(4, 5.0)  # |grads| = 10
+    constant = lr_schedule(1e-3, 100, decay="constant")
+    first = {}
     for name in ("adam", "adamax", "sgd", "adamw"):
-        make_optimizer(name, sched, clip_norm=1.0)
+        tx = make_optimizer(name, constant, clip_norm=1.0)
+        updates, _ = tx.update(grads, tx.init(params), params)
+        first[name] = np.asarray(updates)
+    np.testing.assert_allclose(first["adam"], -1e-3, rtol=1e-3)
+    np.testing.assert_allclose(first["adamax"], -1e-3, rtol=1e-3)
+    np.testing.assert_allclose(first["sgd"], -1e-3 * 0.5, rtol=1e-5)  # clipped to norm 1: 0.5 per weight
+    np.testing.assert_allclose(first["adamw"], -1e-3 * (1 + 1e-4 * 100.0), rtol=1e-4)  # 1 % more: the decay
     with pytest.raises(UsageError, match="unknown optimizer"):
         make_optimizer("lion", sched)
 
