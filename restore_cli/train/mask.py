@@ -84,6 +84,7 @@ from restore_cli.models.unet import UNetConfig, build_unet, new_unet, parameter_
 from restore_cli.train import data
 from restore_cli.train.loop import FitResult, LoopConfig, RunPaths, count_traces, fit, lineage, make_train_step
 from restore_cli.train.prefetch import default_workers
+from restore_cli.train.sharding import check_batch_size, data_mesh, replicate, split_batches
 
 log = logging.getLogger("restore.train")
 KIND = "mask-unet"
@@ -473,11 +474,18 @@ def train_mask(
         nnx.update(teacher, jax.tree.map(jnp.copy, nnx.state(teacher)))
     optimizer = make_optimizer(model, config, steps)
     step_fn = make_train_step(mask_loss(config, teacher))
+    train_step, mesh = step_fn, data_mesh()  # data-parallel over every device (restore_cli.train.sharding)
+    check_batch_size(config.batch, mesh)
+    if mesh.devices.size > 1:
+        for obj in (model, optimizer) if teacher is None else (model, optimizer, teacher):
+            replicate(obj, mesh)
+        train_step = split_batches(step_fn, mesh)
     free_batches = [] if free is None else validation(free)
     evaluate = make_evaluator(config, val_batches, free_batches)
     settings = {**config.to_dict(), "steps": steps}
-    log.info("mask U-Net: %d parameters, %d steps of %d x %dpx crops, %d train / %d val images",
-             parameter_count(model), steps, config.batch, config.crop, described["train_images"], described["val_images"])
+    log.info("mask U-Net: %d parameters, %d steps of %d x %dpx crops, %d train / %d val images, on %d device(s)",
+             parameter_count(model), steps, config.batch, config.crop, described["train_images"], described["val_images"],
+             mesh.devices.size)
 
     def header(metrics: dict[str, float]) -> dict[str, Any]:
         return {"kind": KIND, "arch": config.arch.to_dict(), "threshold": metrics.get("threshold", 0.5),
@@ -491,7 +499,7 @@ def train_mask(
     resume_key = {k: v for k, v in settings.items() if k not in ("log_every", "eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
-    result = fit(model, optimizer, step_fn, batches, loop, RunPaths(Path(checkpoint)), header=header,
+    result = fit(model, optimizer, train_step, batches, loop, RunPaths(Path(checkpoint)), header=header,
                  evaluate=evaluate, resume_key=resume_key, resume=resume)
     pixels = config.batch * config.crop**2 * result.steps_per_s
     log.info("done: step %d, best val F1 %s at step %s; %.2f steps/s (%.2f Mpx/s) after %.1f s compile; %.0f s",

@@ -12,8 +12,11 @@ On one machine with one device (the usual CPU case) the mesh has one device and 
 no-op. To test the multi-device path on a CPU, start Python with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (it must be set before jax is imported).
 
+``train-vae`` shards inside its own step (:func:`restore_cli.train.vae_steps.make_step`);
+``train-mask`` wraps its jitted step with :func:`split_batches`. Both log the device count.
+
 Multi-host (several machines, each with its accelerators) is documented here, not wired into
-``train-vae``, and untested: one GPU trains the shipped models in minutes, so nothing here has
+either trainer, and untested: one GPU trains the shipped models in minutes, so nothing here has
 needed more. What it takes, in order: (1) call ``jax.distributed.initialize()`` (coordinator
 address, process count and id from the arguments, the ``JAX_COORDINATOR_ADDRESS`` /
 ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` environment, or a detected SLURM / Open MPI / TPU
@@ -30,7 +33,7 @@ metrics and the stdout line (``loop.fit`` writes from every process today).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -59,6 +62,20 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     devices = mesh.devices.size
     if batch_size % devices:
         raise UsageError(f"--batch {batch_size} must be a multiple of the {devices} devices it is split across")
+
+
+def split_batches(step: Callable, mesh: Mesh) -> Callable:
+    """``step(model, optimizer, batch)`` fed with each host ``batch`` split across ``mesh``.
+
+    For a trainer whose jitted step takes the batch as drawn (``train-mask``): the model and
+    optimizer must be :func:`replicate`-d first. Attributes of ``step`` (``traced``) carry over.
+    """
+
+    def sharded(model: nnx.Module, optimizer: nnx.Optimizer, batch: dict[str, np.ndarray]):
+        return step(model, optimizer, shard_batch(batch, mesh))
+
+    sharded.__dict__.update(step.__dict__)
+    return sharded
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
