@@ -105,7 +105,22 @@ def run(mesh, distill):
     devices = sorted({len(v.get_value().sharding.device_set) for _, v in state})
     return losses, params, devices, step.traced.traces
 
-out = {}
+def resumed_devices():
+    # A resumed run loads its saved state into a model and optimizer already replicated: it must stay so.
+    import tempfile, pathlib
+    from restore_cli.train.state_io import load_train_state, save_train_state
+    model = new_unet(config.arch, 0)
+    optimizer = make_optimizer(model, config, 10)
+    path = pathlib.Path(tempfile.mkdtemp()) / "state.safetensors"
+    save_train_state(path, model, optimizer, {"step": 0, "key": {}})
+    mesh = data_mesh()
+    replicate(model, mesh)
+    replicate(optimizer, mesh)
+    load_train_state(path, model, optimizer, {})
+    leaves = jax.tree.leaves(nnx.state(model)) + jax.tree.leaves(nnx.state(optimizer))
+    return sorted({len(x.sharding.device_set) for x in leaves})
+
+out = {"resumed_devices": resumed_devices()}
 for distill in (False, True):
     single, sharded = run(None, distill), run(data_mesh(), distill)
     out[str(distill)] = {"single": single[0], "sharded": sharded[0], "devices": [single[2], sharded[2]],
@@ -118,6 +133,7 @@ print(json.dumps(out))
 def test_mask_trainer_sharded_step_matches_single_device_step():
     """train-mask's step split over 2 devices (split_batches) trains what one device trains, teacher or not."""
     results = run_on_two_devices(MASK_SCRIPT)
+    assert results.pop("resumed_devices") == [2]  # --resume keeps the state on both devices
     for distill, result in results.items():
         assert result["devices"] == [[1], [2]], (distill, result)  # replicated over both devices
         assert result["traces"] == 1  # the wrapper keeps the jitted step's trace count, compiled once

@@ -53,7 +53,9 @@ def load_state(obj: Any, arrays: dict[str, np.ndarray], source: str) -> None:
             value = value.reshape(())
         if value.shape != current.shape:
             raise CheckpointError(f"{source}: {_name(path)} has shape {value.shape}, expected {current.shape}")
-        var.set_value(jax.numpy.asarray(value, dtype=current.dtype))
+        # Onto the devices the variable is on now: a model replicated over several devices
+        # (restore_cli.train.sharding) stays replicated when a resumed run loads into it.
+        var.set_value(jax.device_put(np.asarray(value, dtype=current.dtype), current.sharding))
     nnx.update(obj, nnx.from_flat_state(flat))
 
 
