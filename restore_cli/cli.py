@@ -299,7 +299,7 @@ def train_mask(
     ] = None,
     epochs: Annotated[Optional[float], typer.Option(help="Passes over the training images (with --steps: whichever ends first).")] = None,
     steps: Annotated[Optional[int], typer.Option(min=1, help="Optimizer steps in total (default: the preset's).")] = None,
-    batch: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (default: the preset's, 16).")] = None,
+    batch: Annotated[Optional[int], typer.Option(min=1, help="Crops per step (default: the preset's, 16; a multiple of the device count).")] = None,
     crop: Annotated[Optional[int], typer.Option(min=1, help="Crop side in pixels (default: the preset's, 96).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (warm-up, then cosine decay).")] = None,
     loss: Annotated[Optional[str], typer.Option(help="bce-dice (default), focal or bce.")] = None,
