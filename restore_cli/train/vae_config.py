@@ -117,8 +117,8 @@ def cr6(arch: str) -> VAETrainConfig:
     Command: ``restore train-vae --clean train400 --real old_photos --arch simple --preset cr6 -o cr6.safetensors``.
     Results (``make cr6``, 2-core CPU, Set12 sigma 25; the original reported 11.77 dB / SSIM 0.30):
     ``simple`` 13.37 dB / SSIM 0.38 after all 120 steps (1.4 h, ~28 s per step); ``unet`` 13.36 /
-    0.28 after all 120 (1.6 h, ~45 s per step); ``resblock`` 12.76 / 0.08 after 50 of its 690
-    steps (40 min, ~46 s per step; the rest is a GPU job or ~9 h here).
+    0.28 after all 120 (1.6 h, ~45 s per step); ``resblock`` 13.12 / 0.15 after 280 of its 690
+    steps (2026-11-28: 1.6 h, ~20 s per step; the rest is a GPU job or ~2.5 h more here).
     """
     if arch not in ARCHS:
         raise UsageError(f"--preset cr6 reproduces the original family: use --arch {'|'.join(ARCHS)}")
