@@ -8,6 +8,7 @@ Conventions shared by every command:
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -80,17 +81,39 @@ StopAt = Annotated[
 __all__ = ["app", "main", "DEFAULT_MAX_PIXELS", "Verbose", "Quiet", "Seed", "MaxPixels", "Workers"]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler ending a job), stopping the command as Ctrl-C does."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def run_library_call(call: Callable[[], object], verbose: bool = False, quiet: bool = False) -> None:
-    """Run one library call and turn its result or domain error into an exit status."""
+    """Run one library call and turn its result or domain error into an exit status.
+
+    SIGTERM is handled like Ctrl-C (what is finished stays whole: atomic outputs, the last
+    training checkpoint) and exits with 143, 128 + its number, instead of Python's default of
+    dying where it stands; a SIGTERM the caller set to be ignored stays ignored.
+    """
     setup_logging(verbose=verbose, quiet=quiet)
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         status = call()
     except RestoreError as exc:
         stderr_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(int(exc.status)) from None
+    except Terminated:
+        stderr_console.print("terminated", markup=False)
+        raise typer.Exit(128 + signal.SIGTERM) from None
     except KeyboardInterrupt:
         stderr_console.print("interrupted", markup=False)
         raise typer.Exit(130) from None
+    finally:
+        if previous is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise typer.Exit(int(status) if isinstance(status, int) else int(ExitStatus.OK))
 
 

@@ -164,6 +164,28 @@ def test_killed_run_then_rerun_leaves_only_valid_images(tmp_path: Path) -> None:
     assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does_with_status_143(tmp_path: Path) -> None:
+    """kill / timeout / a scheduler send SIGTERM: the run stops between files, whole, and says so."""
+    src, out = folder_of_photos(tmp_path / "in", count=20, size=160), tmp_path / "out"
+    command = [sys.executable, "-m", "restore_cli.cli", "restore", str(src), "-o", str(out), "--method", "classical"]
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not list(out.glob("p*.png")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr[-2000:]
+    assert "terminated" in stderr and "Traceback" not in stderr
+    finished = list(out.glob("p*.png"))
+    assert 0 < len(finished) < 20, "the signal should land mid-run"
+    assert not [p for p in out.rglob("*") if p.name.endswith(".partial")]  # no half-written file left
+    for path in finished:
+        assert io.read_image(path).pixels.shape == (160, 168, 3)
+    rerun = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stderr  # the lock went with the process
+
+
 # --------------------------------------------------------------------------- lock, shards, statuses
 
 
