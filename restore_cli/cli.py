@@ -23,7 +23,8 @@ from restore_cli.log import setup_logging, stderr_console
 
 EXIT_STATUSES_HELP = (
     "Exit status: 0 all done; 1 fatal error; 2 usage error; "
-    "3 finished but some files failed; 4 output folder locked by another run."
+    "3 finished but some files failed; 4 output folder locked by another run; "
+    "130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(

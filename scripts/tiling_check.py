@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 
+from restore_cli.evaluate.metrics import luminance, psnr
+from restore_cli.io import read_image
 from restore_cli.restoration.mask_detector import MaskDetector
 from restore_cli.restoration.vae_method import VAERestorer
 
@@ -54,14 +56,10 @@ EDGE = 16
 
 def photos() -> dict[str, np.ndarray]:
     """512x512 grey photographs in [0, 1]."""
-    grey = lambda rgb: (rgb[..., :3] @ np.array([0.299, 0.587, 0.114]))  # noqa: E731
+    grey = lambda rgb: luminance(rgb / 255.0)[:, :, 0]  # noqa: E731  (BT.601, as restore uses)
     return {"camera": skimage.data.camera() / 255.0,
-            "astronaut": grey(skimage.data.astronaut() / 255.0),
-            "coffee": grey(skimage.data.coffee()[:400, :512] / 255.0)}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+            "astronaut": grey(skimage.data.astronaut()),
+            "coffee": grey(skimage.data.coffee()[:400, :512])}
 
 
 def with_margin(fn, image: np.ndarray, margin: int) -> np.ndarray:
@@ -74,8 +72,6 @@ def with_margin(fn, image: np.ndarray, margin: int) -> np.ndarray:
 
 def margin_check(folder: Path, checkpoints: Path) -> None:
     """Network PSNR and detector F1 with and without a reflected margin on every side (see above)."""
-    import imageio.v3 as iio
-
     vae = VAERestorer.load(checkpoints / "vae.safetensors", tile=544, overlap=32)
     # One tile size for every image and margin (not the runner's pick by size): the tile size alone
     # moves the detector's operating point (GroupNorm, above), which would hide the margin's effect.
@@ -83,14 +79,14 @@ def margin_check(folder: Path, checkpoints: Path) -> None:
     for margin in (0, 8, 16, 32):
         scores, band_scores, counts = [], [], np.zeros(4, int)  # tp, fp, fn, fp near the edge
         for path in sorted((folder / "degraded").iterdir()):
-            damaged = iio.imread(path).astype(np.float32) / 255
-            clean = iio.imread(folder / "clean" / path.name).astype(np.float32) / 255
-            truth = iio.imread(folder / "masks" / path.name) > 127
+            damaged, clean, truth = (read_image(p).pixels[:, :, 0]
+                                     for p in (path, folder / "clean" / path.name, folder / "masks" / path.name))
+            truth = truth > 0.5
             band = np.ones(damaged.shape, bool)
             band[EDGE:-EDGE, EDGE:-EDGE] = False
             restored = np.round(with_margin(vae.restore_luma, damaged, margin) * 255) / 255
             scores.append(psnr(restored, clean))
-            band_scores.append(psnr(restored[band], clean[band]))
+            band_scores.append(psnr(restored[band][None], clean[band][None]))  # the band's pixels as one row
             found = with_margin(det.probabilities, damaged, margin) >= det.repair_threshold
             counts += [(found & truth).sum(), (found & ~truth).sum(), (~found & truth).sum(), (found & ~truth & band).sum()]
         tp, fp, fn, edge_fp = counts
