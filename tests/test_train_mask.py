@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from restore_cli.io import Image, write_gray8, write_image
 from restore_cli.models.checkpoint import read_checkpoint, read_header
 from restore_cli.models.unet import UNetConfig
 from restore_cli.restoration.mask_detector import MaskDetector
-from restore_cli.train import data
+from restore_cli.train import data, mask
 from restore_cli.train.loop import TrainingDiverged
 from restore_cli.train.mask import MASK_PRESETS, online_degrade_config, resolve_split_seed, train_mask
 
@@ -492,6 +493,63 @@ def test_resume_continues_exactly(trained, folder, tmp_path, monkeypatch):
     assert all(np.array_equal(arrays_a[k], arrays_b[k]) for k in arrays_a)
     with pytest.raises(UsageError, match=r"different settings \(lr\)"):
         train_mask(folder, out, dataclasses.replace(TINY, lr=0.5), resume=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_keeps_the_step_it_lands_on_and_resume_is_exact(trained, folder, tmp_path, monkeypatch,
+                                                                          signum):
+    """The signal arrives while step 15 is being dispatched (the first regular checkpoint would be
+    step 20's): it is delivered once that step is whole, the state of step 15 is written, and the
+    resumed run equals an uninterrupted one. Before, a stop kept only the last regular checkpoint."""
+    from restore_cli.cli import _raise_terminated
+
+    real_make = mask.make_train_step
+
+    def signalling_make(loss_fn):
+        step_fn, calls = real_make(loss_fn), []
+
+        def step(model, optimizer, batch):
+            calls.append(1)
+            if len(calls) == 15:
+                signal.raise_signal(signum)  # lands inside the held dispatch, delivered right after it
+            return step_fn(model, optimizer, batch)
+
+        step.traced = step_fn.traced
+        return step
+
+    monkeypatch.setattr(mask, "make_train_step", signalling_make)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)  # as the CLI has it while a command runs
+    try:
+        out = tmp_path / "m.safetensors"
+        with pytest.raises(KeyboardInterrupt):
+            train_mask(folder, out, TINY)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the held handlers were put back
+    assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == 15
+    monkeypatch.setattr(mask, "make_train_step", real_make)
+    asked = _record_steps(monkeypatch)
+    train_mask(folder, out, TINY, resume=True)
+    assert asked[0] == 15  # the batch of step 16: nothing redone, nothing skipped
+    assert _losses(out) == _losses(trained.checkpoint)
+
+
+def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path, monkeypatch):
+    """The first call compiles and is not held (Ctrl-C stays prompt): a stop there saves nothing."""
+    real_make = mask.make_train_step
+
+    def interrupted_make(loss_fn):
+        def step(model, optimizer, batch):
+            raise KeyboardInterrupt  # as if Ctrl-C arrived while XLA compiled
+
+        step.traced = real_make(loss_fn).traced
+        return step
+
+    monkeypatch.setattr(mask, "make_train_step", interrupted_make)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        train_mask(folder, out, TINY)
+    assert not out.with_name("m.last.safetensors").exists()
 
 
 @pytest.mark.parametrize("stop, at", [({"time_limit_s": 0.0}, 1),  # out of time after the first step

@@ -113,6 +113,8 @@ def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, mon
     monkeypatch.setattr(RealCrops, "__call__", interrupted)
     result = _invoke(*common, stdin=f"{folder}\n")
     assert result.exit_code == 130 and result.stdout == "", result.output
+    # The stop came after step 3 (a step-2 checkpoint on disk): step 3's state was written.
+    assert read_checkpoint(out.with_name("vae.last.safetensors"))[1]["resume"]["step"] == 3
     _, header = read_checkpoint(out)
     assert header["kind"] == KIND and header["arch"]["arch"] == "translation"
     assert header["training"]["config"]["domain_weights"] == [1.0, 1.0, 0.5]
@@ -128,7 +130,7 @@ def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, mon
     monkeypatch.setattr(RealCrops, "__call__", recording)
     result = _invoke(str(folder), *common, "--resume")
     assert result.exit_code == 0, result.output
-    assert asked[0] == 2  # the batch of step 3 (indices count from 0): on from the step-2 checkpoint
+    assert asked[0] == 3  # the batch of step 4 (indices count from 0): on from the state of the stop
     assert result.stdout == f"{out}\n"  # the checkpoint path is the only line on stdout
     rows = [json.loads(x) for x in out.with_name("vae.metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r][-1] == 4 and any("kl_Y" in r for r in rows)

@@ -27,6 +27,10 @@ The loss only reaches the host every ``log_every`` steps (and before every check
 the device never waits on Python; a non-finite loss found then stops training with
 :class:`TrainingDiverged` and the last checkpoint on disk - written only after such a check -
 stays the last good one.
+
+Ctrl-C or SIGTERM stops training at the step it lands on and writes that step's resumable
+state (:mod:`restore_cli.train.interrupts` explains why the step's dispatch holds them); no
+validation runs then, so the best checkpoint stays the last evaluated one.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from restore_cli.io import display_path
 from restore_cli.log import progress_enabled, stderr_console
 from restore_cli.models.checkpoint import model_arrays, save_checkpoint
 from restore_cli.train.data import Batch, Prefetcher
+from restore_cli.train.interrupts import HeldSignals
 from restore_cli.train.progress import MetricsLog, Progress, json_value, reset_metrics
 from restore_cli.train.state_io import load_train_state, machine, save_train_state, state_arrays
 
@@ -206,53 +211,66 @@ def fit(
         return {**means, "steps_per_s": rate}
 
     progress = Progress(config.steps, start, enabled=progress_enabled(), console=stderr_console)
-    with Prefetcher(make_batch, start, config.steps, config.prefetch, config.workers) as batches, progress:
-        step = start
-        for step_index, batch in batches:
-            if step_values is not None:
-                batch = {**batch, **step_values(step_index)}
-            pending.append(train_step(model, optimizer, batch))
-            step = step_index + 1
-            if t_compiled is None:  # one host sync, once: separates compile time from step time
-                jax.block_until_ready(pending[-1])
-                t_compiled, step_compiled = time.perf_counter(), step
-                t_window, window_start = t_compiled, step
-                log.debug("first step (compilation included) took %.1f s", t_compiled - t0)
-            out_of_time = config.time_limit_s is not None and time.perf_counter() - t0 >= config.time_limit_s
-            halted = out_of_time or (config.stop_at is not None and step >= config.stop_at)
-            final = step == config.steps or halted
-            do_eval = evaluate is not None and (step % config.eval_every == 0 or final)
-            do_ckpt = step % config.checkpoint_every == 0 or final
-            if step % config.log_every == 0 or final or do_eval or do_ckpt:
-                shown = flush(step)
-                progress.update(step, shown)
-                if shown and not progress.enabled:
-                    log.info("%s", progress.line(step, shown))
-            else:
-                progress.update(step, None)
-            if do_eval:
-                last_eval = evaluate(model)
-                recorder.write({"step": step, **last_eval})
-                value = last_eval.get(config.best_metric, float("nan"))
-                if _better(value, best, config.best_mode):
-                    best, best_step = value, step
-                    _save_best(paths, model, header, last_eval, step, wall_before + time.perf_counter() - t0, last_good)
-                log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items()))
-                plot_curves(recorder.rows, paths.curves, title=paths.checkpoint.name)
-            if do_ckpt:
-                wall = wall_before + time.perf_counter() - t0
-                if evaluate is None:
-                    _save_best(paths, model, header, {}, step, wall, last_good)
-                _check_finite(state_arrays(model), step, last_good)
-                info = {"step": step, "best": best, "best_step": best_step, "wall_s": wall, "key": resume_key}
-                save_train_state(paths.last, model, optimizer, info)
-                last_good = (paths.last, step)
-            if do_eval or do_ckpt:
-                t_window = time.perf_counter()  # steps/s counts training only
-            if halted and step < config.steps:
-                log.info("%s at step %d of %d; --resume continues from here",
-                         "time limit reached" if out_of_time else "--stop-at reached", step, config.steps)
-                break
+    step, consistent = start, True  # consistent: model and optimizer are not half-way through a step
+    try:
+        with Prefetcher(make_batch, start, config.steps, config.prefetch, config.workers) as batches, progress:
+            for step_index, batch in batches:
+                if step_values is not None:
+                    batch = {**batch, **step_values(step_index)}
+                if t_compiled is None:  # compiling: not held, so Ctrl-C stays prompt (see interrupts.py)
+                    consistent = False
+                    pending.append(train_step(model, optimizer, batch))
+                    step, consistent = step_index + 1, True
+                else:
+                    with HeldSignals():
+                        pending.append(train_step(model, optimizer, batch))
+                        step = step_index + 1
+                if t_compiled is None:  # one host sync, once: separates compile time from step time
+                    jax.block_until_ready(pending[-1])
+                    t_compiled, step_compiled = time.perf_counter(), step
+                    t_window, window_start = t_compiled, step
+                    log.debug("first step (compilation included) took %.1f s", t_compiled - t0)
+                out_of_time = config.time_limit_s is not None and time.perf_counter() - t0 >= config.time_limit_s
+                halted = out_of_time or (config.stop_at is not None and step >= config.stop_at)
+                final = step == config.steps or halted
+                do_eval = evaluate is not None and (step % config.eval_every == 0 or final)
+                do_ckpt = step % config.checkpoint_every == 0 or final
+                if step % config.log_every == 0 or final or do_eval or do_ckpt:
+                    shown = flush(step)
+                    progress.update(step, shown)
+                    if shown and not progress.enabled:
+                        log.info("%s", progress.line(step, shown))
+                else:
+                    progress.update(step, None)
+                if do_eval:
+                    last_eval = evaluate(model)
+                    recorder.write({"step": step, **last_eval})
+                    value = last_eval.get(config.best_metric, float("nan"))
+                    if _better(value, best, config.best_mode):
+                        best, best_step = value, step
+                        _save_best(paths, model, header, last_eval, step, wall_before + time.perf_counter() - t0, last_good)
+                    log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in last_eval.items()))
+                    plot_curves(recorder.rows, paths.curves, title=paths.checkpoint.name)
+                if do_ckpt:
+                    wall = wall_before + time.perf_counter() - t0
+                    if evaluate is None:
+                        _save_best(paths, model, header, {}, step, wall, last_good)
+                    _check_finite(state_arrays(model), step, last_good)
+                    info = {"step": step, "best": best, "best_step": best_step, "wall_s": wall, "key": resume_key}
+                    save_train_state(paths.last, model, optimizer, info)
+                    last_good = (paths.last, step)
+                if do_eval or do_ckpt:
+                    t_window = time.perf_counter()  # steps/s counts training only
+                if halted and step < config.steps:
+                    log.info("%s at step %d of %d; --resume continues from here",
+                             "time limit reached" if out_of_time else "--stop-at reached", step, config.steps)
+                    break
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (restore_cli.cli.Terminated)
+        if consistent and step > (last_good[1] if last_good else start):
+            _save_interrupted(paths, model, optimizer, step, flush, last_good,
+                              {"best": best, "best_step": best_step, "key": resume_key,
+                               "wall_s": wall_before + time.perf_counter() - t0})
+        raise
     now = time.perf_counter()
     rate = (step - step_compiled) / (now - t_compiled) if t_compiled and step > step_compiled else 0.0
     return FitResult(step, best, best_step, last_eval, wall_before + now - t0, rate,
@@ -285,6 +303,27 @@ def _check_finite(arrays: dict[str, np.ndarray], step: int, last_good: tuple[Pat
     for name, value in arrays.items():
         if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
             raise _diverged(step, f"weight {name} is not finite", last_good)
+
+
+def _save_interrupted(paths: RunPaths, model, optimizer, step: int, flush: Callable[[int], dict],
+                      last_good: tuple[Path, int] | None, info: dict[str, Any]) -> None:
+    """On Ctrl-C / SIGTERM: the resumable state at ``step`` (its losses checked and logged first).
+
+    Anything that stops the save (a non-finite loss or weight, a full disk) leaves the last
+    checkpoint in place and says so; a second Ctrl-C during the atomic write does the same.
+    """
+    kept = f"{display_path(last_good[0])} keeps step {last_good[1]}" if last_good else "no state was written"
+    try:
+        flush(step)
+        _check_finite(state_arrays(model), step, last_good)
+        if int(optimizer.step[...]) != step:  # never expected: the step was dispatched whole or not at all
+            raise RestoreError(f"the optimizer counts {int(optimizer.step[...])} steps, the loop {step}")
+        save_train_state(paths.last, model, optimizer, {"step": step, **info})
+    except (RestoreError, OSError) as exc:
+        log.warning("stopped at step %d; its state was not written (%s); %s", step, exc, kept)
+        return
+    log.warning("stopped at step %d: state written to %s; --resume continues from there", step,
+                display_path(paths.last))
 
 
 def _save_best(paths: RunPaths, model, header: Callable, metrics: dict, step: int, wall_s: float,

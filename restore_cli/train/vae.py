@@ -267,9 +267,11 @@ def train_vae(
     resume_key = {k: v for k, v in settings.items() if k not in ("eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
-    result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), header=header,
-                 evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
-    step_fn.flush()
+    try:
+        result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), header=header,
+                     evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
+    finally:  # also on Ctrl-C / SIGTERM: fit writes the state of the step it stopped on, and these rows reach it
+        step_fn.flush()
     log.info("done: step %d, best val PSNR %s dB at step %s; %.2f steps/s after %.1f s compile; %.0f s in all",
              result.step, f"{result.best:.2f}" if result.best is not None else "n/a", result.best_step,
              result.steps_per_s, result.compile_s, time.perf_counter() - started)
