@@ -164,7 +164,9 @@ def test_method_table_and_missing_checkpoint(tmp_path: Path) -> None:
     methods.METHODS["hybrid"](methods.MethodSettings(checkpoints=tmp_path, user_masks=True))  # no model needed
 
 
-def test_hybrid_with_a_tiny_mask_model_compiles_once_for_mixed_sizes(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny_mask_checkpoints(tmp_path_factory) -> Path:
+    """A folder holding a tiny mask U-Net with random weights, as MASK_CHECKPOINT."""
     from flax import nnx
 
     from restore_cli.models.checkpoint import save_checkpoint
@@ -172,20 +174,38 @@ def test_hybrid_with_a_tiny_mask_model_compiles_once_for_mixed_sizes(tmp_path: P
 
     # Random weights from numpy on the abstract model's shapes: eager JAX init compiles one XLA
     # kernel per parameter shape (~30 s on the 2-core CI machine), the forward pass only one.
+    folder = tmp_path_factory.mktemp("checkpoints")
     config = UNetConfig(widths=(4, 8), norm="none")
     rng = np.random.default_rng(0)
     flat = nnx.to_flat_state(nnx.state(build_unet(config.to_dict())))
     arrays = {"/".join(map(str, path)): rng.normal(0, 0.3, var.get_value().shape).astype(np.float32)
               for path, var in flat}
-    save_checkpoint(tmp_path / methods.MASK_CHECKPOINT, arrays,
+    save_checkpoint(folder / methods.MASK_CHECKPOINT, arrays,
                     {"kind": "mask-unet", "arch": config.to_dict(), "threshold": 0.5})
-    method = methods.METHODS["hybrid"](methods.MethodSettings(checkpoints=tmp_path, tile=128))
+    return folder
+
+
+def test_hybrid_with_a_tiny_mask_model_compiles_once_for_mixed_sizes(tiny_mask_checkpoints: Path) -> None:
+    method = methods.METHODS["hybrid"](methods.MethodSettings(checkpoints=tiny_mask_checkpoints, tile=128))
     for shape in ((50, 70, 3), (130, 90, 1), (64, 64, 3)):
         image = np.random.default_rng(0).random(shape, dtype=np.float32)
         result = method.restore(image, None)
         assert result.pixels.shape == shape and result.mask.shape == shape[:2]
     assert method.compile_count() == 1
     assert len(method.recipe()["mask_model"]) == 64
+
+
+def test_the_progress_bar_is_told_which_detector_pass_runs(tiny_mask_checkpoints: Path) -> None:
+    """Two views at full size and at half size: four named passes, in the order they run."""
+    from restore_cli.restoration.tiling import tile_progress
+
+    settings = methods.MethodSettings(checkpoints=tiny_mask_checkpoints, tile=128, mask_views=2, mask_scales=1)
+    method = methods.METHODS["hybrid"](settings)
+    names: list[str | None] = []
+    with tile_progress(lambda done, total, name: names.append(name)):
+        method.restore(np.random.default_rng(1).random((260, 300, 1), dtype=np.float32), None)
+    assert list(dict.fromkeys(names)) == ["detector, view 1/2", "detector, view 2/2",
+                                          "detector at 1/2 size, view 1/2", "detector at 1/2 size, view 2/2"]
 
 
 def test_sizes_and_tile_plans() -> None:

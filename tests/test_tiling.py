@@ -138,15 +138,16 @@ def round_up16(size: int) -> int:
     return -(-size // 16) * 16
 
 
-def test_tile_progress_reports_every_pass_while_active() -> None:
-    from restore_cli.restoration.tiling import tile_progress
+def test_tile_progress_reports_every_pass_while_active_with_its_name() -> None:
+    from restore_cli.restoration.tiling import named_pass, tile_progress
 
     image = np.random.default_rng(0).random((100, 150, 1), dtype=np.float32)
-    seen: list[tuple[int, int]] = []
-    with tile_progress(lambda done, total: seen.append((done, total))):
+    seen: list[tuple[int, int, str | None]] = []
+    with tile_progress(lambda done, total, name: seen.append((done, total, name))):
         infer_tiled(lambda t: t, image, tile=64, overlap=16, multiple=16, batch=4)
-        infer_tiled(lambda t: t, image, tile=64, overlap=16, multiple=16, batch=4)
+        with named_pass("network"):
+            infer_tiled(lambda t: t, image, tile=64, overlap=16, multiple=16, batch=4)
     infer_tiled(lambda t: t, image, tile=64, overlap=16, multiple=16, batch=4)  # outside: not reported
     total = len(tile_plan(100, 150, 64, 16, 16)[2])
-    one_pass = [(min(n, total), total) for n in range(4, total + 4, 4)]
-    assert seen == one_pass + one_pass
+    counts = [(min(n, total), total) for n in range(4, total + 4, 4)]
+    assert seen == [(*c, None) for c in counts] + [(*c, "network") for c in counts]

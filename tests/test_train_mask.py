@@ -518,14 +518,20 @@ def test_ctrl_c_or_sigterm_keeps_the_step_it_lands_on_and_resume_is_exact(traine
         return step
 
     monkeypatch.setattr(mask, "make_train_step", signalling_make)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)  # as the CLI has it while a command runs
+    # The handlers as the CLI has them while a command runs (pytest started in the background by a
+    # script without job control would otherwise inherit SIGINT ignored, which HeldSignals respects).
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
     try:
         out = tmp_path / "m.safetensors"
         with pytest.raises(KeyboardInterrupt):
             train_mask(folder, out, TINY)
+        # the held handlers were put back
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGTERM) is _raise_terminated
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the held handlers were put back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == 15
     monkeypatch.setattr(mask, "make_train_step", real_make)
     asked = _record_steps(monkeypatch)

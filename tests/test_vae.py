@@ -15,6 +15,7 @@ from restore_cli.models.checkpoint import load_into, model_arrays, save_checkpoi
 from restore_cli.models.translation import MaskedMapping, TranslationConfig
 from restore_cli.models.vae import ARCHS, KIND, VAEConfig, build_model, load_vae
 from restore_cli.models.vae_blocks import ConvTranspose2x, kl_divergence, pixel_shuffle, pixel_unshuffle, reparameterize
+from restore_cli.restoration.tiling import tile_progress
 from restore_cli.restoration.vae_method import (
     VAERestorer, apply_domain_weights, noise_gate, parse_domain_weights, restore_pixels,
 )
@@ -241,8 +242,11 @@ def test_checkpoint_round_trip_and_tiled_inference(tiny_checkpoint):
     restorer = VAERestorer.load(path, tile=32, overlap=8)
     out = restorer.restore_luma(odd)  # 2 x 2 tiles: blended, close to the one-tile output where they agree
     assert out.shape == (37, 45) and np.isfinite(out).all() and np.abs(out - expected).mean() < 0.05
-    restorer.restore_luma(np.random.default_rng(4).random((50, 21), np.float32))
+    names = []
+    with tile_progress(lambda done, total, name: names.append(name)):
+        restorer.restore_luma(np.random.default_rng(4).random((50, 21), np.float32))
     assert restorer.compile_count == 1  # one tile shape, one compilation
+    assert set(names) == {"network"}  # what a big scan's progress bar calls this pass
 
 
 def test_vae_method_falls_back_to_smaller_tiles_on_out_of_memory(tiny_checkpoint):

@@ -38,7 +38,7 @@ from scipy import ndimage
 from restore_cli.models.checkpoint import load_model
 from restore_cli.models.unet import UNet, build_unet
 from restore_cli.restoration.inference_jit import inference_jit
-from restore_cli.restoration.tiling import infer_tiled, round_up
+from restore_cli.restoration.tiling import infer_tiled, named_pass, round_up
 
 KIND = "mask-unet"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -176,24 +176,27 @@ class MaskDetector:
         if luma.ndim != 2 or min(luma.shape) < 1:
             raise ValueError(f"expected a 2-D luminance image, got shape {luma.shape}")
         height, width = luma.shape
-        prob = self._views_mean(luma)
+        prob = self._views_mean(luma, "detector")
         scales = auto_scales(height, width) if self.scales is None else self.scales
         for level in range(1, scales + 1):
             factor = 2**level
             if min(height, width) / factor < MIN_SCALE_SIDE:
                 break
             small = resize_plane(luma, round(height / factor), round(width / factor), Image.BOX)
-            coarse = resize_plane(self._views_mean(small), height, width, Image.BILINEAR)
+            coarse = resize_plane(self._views_mean(small, f"detector at 1/{factor} size"), height, width,
+                                  Image.BILINEAR)
             # A defect found at 1/factor is placed to within ~factor/2 px here: grow it by that much.
             np.maximum(prob, ndimage.maximum_filter(coarse, size=factor + 1), out=prob)
         return prob
 
-    def _views_mean(self, luma: np.ndarray) -> np.ndarray:
+    def _views_mean(self, luma: np.ndarray, what: str) -> np.ndarray:
         total = np.zeros(luma.shape, np.float32)
-        for forward, inverse in DIHEDRAL[:self.views]:
+        for number, (forward, inverse) in enumerate(DIHEDRAL[:self.views], start=1):
             view = np.ascontiguousarray(forward(luma))
-            out = infer_tiled(self._tiles, view[:, :, None], tile=self.tile, overlap=self.overlap,
-                              multiple=self.config.multiple, batch=self.batch, out_channels=1, large=self.large)
+            with named_pass(what if self.views == 1 else f"{what}, view {number}/{self.views}"):
+                out = infer_tiled(self._tiles, view[:, :, None], tile=self.tile, overlap=self.overlap,
+                                  multiple=self.config.multiple, batch=self.batch, out_channels=1,
+                                  large=self.large)
             total += inverse(out[:, :, 0])
         return total / self.views
 

@@ -20,7 +20,6 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,7 +40,7 @@ from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
     DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
 )
-from restore_cli.restoration.tiling import tile_progress
+from restore_cli.restoration.tiling import TileListener, tile_progress
 
 log = logging.getLogger("restore.restore")
 
@@ -106,7 +105,7 @@ class _Run:
         self.options, self.method, self.json_out = options, method, json_out
         self.base_recipe = method.recipe()
         self.claimed: dict[Path, Path] = {}  # output -> the input that claimed it
-        self.on_tiles: Callable[[int, int], None] | None = None  # set by _progress on a terminal
+        self.on_tiles: TileListener | None = None  # set by _progress on a terminal
 
     def emit(self, job: Job, status: str, seconds: float, error: str | None = None, coverage: float | None = None) -> None:
         output = self.options.output / job.rel_output
@@ -300,8 +299,10 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
 def _progress(jobs: list[Job], console: Any, run: _Run | None = None):
     """The jobs, with a progress bar on an interactive terminal only (never in cron logs).
 
-    A second bar follows the current image's model passes tile by tile (network, each detector
-    view, each coarse level: "pass N"), so a big scan's minutes show movement.
+    A second bar follows the current image's model passes tile by tile, each named as
+    :func:`~restore_cli.restoration.tiling.named_pass` calls it ("network", "detector, view 2/4",
+    "detector at 1/2 size, view 1/4"; an unnamed one "pass N"), so a big scan's minutes show
+    movement and which pass runs.
     """
     if console is None or not progress_enabled() or not jobs or not log.isEnabledFor(logging.INFO):
         yield from jobs
@@ -314,11 +315,13 @@ def _progress(jobs: list[Job], console: Any, run: _Run | None = None):
             tiles = bar.add_task(f"  {job.rel.name}", total=None)
             state = {"passes": 0, "last": 0}
 
-            def on_tiles(done: int, total: int, tiles=tiles, state=state, name=job.rel.name) -> None:
+            def on_tiles(done: int, total: int, what: str | None, tiles=tiles, state=state,
+                         name=job.rel.name) -> None:
                 if state["passes"] == 0 or done <= state["last"]:  # the count went back: a new pass
                     state["passes"] += 1
                 state["last"] = done
-                bar.update(tiles, completed=done, total=total, description=f"  {name}: pass {state['passes']}")
+                bar.update(tiles, completed=done, total=total,
+                           description=f"  {name}: {what or 'pass ' + str(state['passes'])}")
 
             if run is not None:
                 run.on_tiles = on_tiles

@@ -25,20 +25,35 @@ import numpy as np
 
 TileFn = Callable[[np.ndarray], np.ndarray]
 
-#: Called as ``listener(tiles_done, tiles_in_this_pass)`` after every chunk of every
-#: :func:`infer_tiled` pass while :func:`tile_progress` is active (a progress bar for big scans).
-_tile_listener: contextvars.ContextVar[Callable[[int, int], None] | None] = contextvars.ContextVar(
-    "tile_listener", default=None)
+#: Called as ``listener(tiles_done, tiles_in_this_pass, pass_name)`` after every chunk of every
+#: :func:`infer_tiled` pass while :func:`tile_progress` is active (a progress bar for big scans);
+#: ``pass_name`` is what :func:`named_pass` says the pass is ("network", "detector, view 2/4"), or None.
+TileListener = Callable[[int, int, str | None], None]
+_tile_listener: contextvars.ContextVar[TileListener | None] = contextvars.ContextVar("tile_listener", default=None)
+_pass_name: contextvars.ContextVar[str | None] = contextvars.ContextVar("pass_name", default=None)
 
 
 @contextlib.contextmanager
-def tile_progress(listener: Callable[[int, int], None] | None) -> Iterator[None]:
-    """Within the block, every :func:`infer_tiled` pass reports its tiles to ``listener`` (None: nobody)."""
-    token = _tile_listener.set(listener)
+def _setting(var: contextvars.ContextVar, value: object) -> Iterator[None]:
+    token = var.set(value)
     try:
         yield
     finally:
-        _tile_listener.reset(token)
+        var.reset(token)
+
+
+def tile_progress(listener: TileListener | None) -> contextlib.AbstractContextManager[None]:
+    """Within the block, every :func:`infer_tiled` pass reports its tiles to ``listener`` (None: nobody)."""
+    return _setting(_tile_listener, listener)
+
+
+def named_pass(name: str) -> contextlib.AbstractContextManager[None]:
+    """Within the block, :func:`infer_tiled` passes tell the :func:`tile_progress` listener they are ``name``.
+
+    So a big scan's progress bar says which of its passes runs (the network, each detector view, each
+    coarser scale), where the number of passes depends on the method, its options and the image.
+    """
+    return _setting(_pass_name, name)
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -136,7 +151,7 @@ def infer_tiled(
     padded = pad_to(image.astype(np.float32, copy=False), padded_h, padded_w)
     out: np.ndarray | None = None
     weight_sum = np.zeros((padded_h, padded_w, 1), np.float32)
-    listener = _tile_listener.get()
+    listener, name = _tile_listener.get(), _pass_name.get()
     for first in range(0, len(origins), batch):
         chunk = origins[first : first + batch]
         tiles = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])
@@ -152,6 +167,6 @@ def infer_tiled(
             out[y : y + tile, x : x + tile] += pred * window
             weight_sum[y : y + tile, x : x + tile] += window
         if listener is not None:
-            listener(first + len(chunk), len(origins))
+            listener(first + len(chunk), len(origins), name)
     assert out is not None
     return out[:height, :width] / weight_sum[:height, :width]

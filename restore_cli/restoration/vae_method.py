@@ -86,7 +86,7 @@ from restore_cli.restoration.classical import noise_sigma
 from restore_cli.restoration.colour import luminance, rgb_to_ycc, smooth_chroma, ycc_to_rgb
 from restore_cli.restoration.inference_jit import inference_jit
 from restore_cli.restoration.inpaint import inpaint
-from restore_cli.restoration.tiling import infer_tiled, round_up
+from restore_cli.restoration.tiling import infer_tiled, named_pass, round_up
 
 log = logging.getLogger("restore.restore")
 
@@ -204,9 +204,10 @@ class VAERestorer:
         both = np.stack([luma, m], axis=-1)
         step = self.config.multiple
         overlap = min(self.overlap, max(0, (self.tile // 2 - 1) // step * step))  # tile may shrink on OOM
-        out = infer_tiled(lambda t: np.asarray(self._apply(self._state, t)), both, tile=self.tile,
-                          overlap=overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1,
-                          large=self.large)
+        with named_pass("network"):
+            out = infer_tiled(lambda t: np.asarray(self._apply(self._state, t)), both, tile=self.tile,
+                              overlap=overlap, multiple=self.config.multiple, batch=self.batch, out_channels=1,
+                              large=self.large)
         return out[:, :, 0]
 
 
