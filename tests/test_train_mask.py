@@ -540,8 +540,9 @@ def test_ctrl_c_or_sigterm_keeps_the_step_it_lands_on_and_resume_is_exact(traine
     assert _losses(out) == _losses(trained.checkpoint)
 
 
-def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path, monkeypatch):
-    """The first call compiles and is not held (Ctrl-C stays prompt): a stop there saves nothing."""
+def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path, monkeypatch, caplog):
+    """The first call compiles and is not held (Ctrl-C stays prompt): a stop there saves nothing,
+    and on a resumed run it says which step the state on disk holds."""
     real_make = mask.make_train_step
 
     def interrupted_make(loss_fn):
@@ -556,6 +557,13 @@ def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path
     with pytest.raises(KeyboardInterrupt):
         train_mask(folder, out, TINY)
     assert not out.with_name("m.last.safetensors").exists()
+    monkeypatch.setattr(mask, "make_train_step", real_make)
+    train_mask(folder, out, TINY, stop_at=3)
+    monkeypatch.setattr(mask, "make_train_step", interrupted_make)
+    with pytest.raises(KeyboardInterrupt):
+        train_mask(folder, out, TINY, resume=True)
+    assert read_checkpoint(out.with_name("m.last.safetensors"))[1]["resume"]["step"] == 3
+    assert "m.last.safetensors holds step 3; --resume continues from there" in caplog.text
 
 
 @pytest.mark.parametrize("stop, at", [({"time_limit_s": 0.0}, 1),  # out of time after the first step

@@ -270,6 +270,9 @@ def fit(
             _save_interrupted(paths, model, optimizer, step, flush, last_good,
                               {"best": best, "best_step": best_step, "key": resume_key,
                                "wall_s": wall_before + time.perf_counter() - t0})
+        elif last_good is not None or start > 0:  # nothing newer to write: say where the run stands
+            path, kept = last_good or (paths.last, start)
+            log.warning("stopped: %s holds step %d; --resume continues from there", display_path(path), kept)
         raise
     now = time.perf_counter()
     rate = (step - step_compiled) / (now - t_compiled) if t_compiled and step > step_compiled else 0.0
