@@ -8,7 +8,10 @@ Conventions shared by every command:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import typer
 
 from restore_cli import __version__
 from restore_cli.errors import ExitStatus, RestoreError, UsageError
-from restore_cli.io import DEFAULT_MAX_PIXELS, read_paths_from_stdin
+from restore_cli.io import DEFAULT_MAX_PIXELS, read_paths_from_stdin, write_text_stream
 from restore_cli.log import setup_logging, stderr_console
 
 EXIT_STATUSES_HELP = (
@@ -50,7 +53,7 @@ Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on s
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary on stderr.")]
 Seed = Annotated[int, typer.Option(help="Seed that fixes every random choice (same seed, same bytes).")]
 MaxPixels = Annotated[
-    int, typer.Option(help="Refuse images with more pixels than this (decompression-bomb guard).")
+    int, typer.Option(min=1, help="Refuse images with more pixels than this (decompression-bomb guard).")
 ]
 Workers = Annotated[int, typer.Option(min=1, help="Worker processes (results do not depend on it).")]
 # Trainers: the dataset argument, resumable state and its cadence are the same for every model.
@@ -112,29 +115,57 @@ def run_library_call(call: Callable[[], object], verbose: bool = False, quiet: b
     except KeyboardInterrupt:
         stderr_console.print("interrupted", markup=False)
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # `... | head`: the reader left; nothing to say to it
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # nor at exit, when Python flushes stdout
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(int(ExitStatus.FATAL)) from None
     finally:
         if previous is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise typer.Exit(int(status) if isinstance(status, int) else int(ExitStatus.OK))
 
 
+def _piped(stream) -> bool:
+    """Whether ``stream`` is a pipe, socket or file: something that was meant to be read, unlike a
+    terminal or /dev/null."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISREG(mode)
+
+
 def paths_or_stdin(given: list[Path] | None, what: str, required: bool = True) -> list[Path]:
-    """The paths given on the command line, else those piped on stdin (one per line)."""
+    """The paths given on the command line, else those piped on stdin (one per line).
+
+    Without ``required`` a command has a default for no input (degrade: the bundled sample
+    photos), but a pipe that gave no paths is an error all the same: in
+    ``find ... | restore degrade`` it means the command before found nothing.
+    """
     if given:
         return list(given)
-    if not sys.stdin.isatty():
+    if sys.stdin is not None and not sys.stdin.isatty():
         piped = read_paths_from_stdin(sys.stdin)
         if piped:
             return piped
+        if _piped(sys.stdin):
+            raise UsageError(f"no {what} given: stdin is a pipe that gave no paths (did the command before it "
+                             "find nothing?)")
     if required:
         raise UsageError(f"no {what} given: pass it as an argument or pipe its path on stdin")
     return []
 
 
+def stdout_stream(what: str):
+    """sys.stdout for ``what`` (--json records, a path), or a clear error where it was closed (``>&-``)."""
+    if sys.stdout is None:
+        raise UsageError(f"stdout is closed: nowhere to write {what}")
+    return sys.stdout
+
+
 def print_path(path: Path) -> None:
     """The one line a producer writes on stdout, for the next command in a pipeline."""
-    sys.stdout.write(f"{path}\n")
-    sys.stdout.flush()
+    write_text_stream(stdout_stream(f"the path of {path}"), f"{path}\n", f"the path of {path}")
 
 
 def minutes_to_s(minutes: float | None) -> float | None:
@@ -301,7 +332,7 @@ def evaluate(
         lambda: run_evaluation(
             paths_or_stdin(results, "result folder", required=masks is None),
             reference=reference, masks=masks, true_masks=true_masks, inputs=inputs, html=html,
-            curves=curves or (), json_out=sys.stdout if json_out else None, console=stderr_console,
+            curves=curves or (), json_out=stdout_stream('the --json records') if json_out else None, console=stderr_console,
             detail=not quiet, max_pixels=max_pixels,
         ),
         verbose=verbose,
@@ -505,7 +536,8 @@ def restore_command(
             domain_weights=domain_weights, checkpoints=checkpoints, overwrite=overwrite, fail_fast=fail_fast,
             shard=shard, max_pixels=max_pixels,
         )
-        status = restore_files(options, json_out=sys.stdout if json_out else None, console=stderr_console)
+        status = restore_files(options, json_out=stdout_stream('the --json records') if json_out else None,
+                               console=stderr_console)
         if not json_out and output.exists():  # a producer: the next command reads where the results are
             print_path(output)
         return status

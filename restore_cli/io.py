@@ -46,7 +46,7 @@ from restore_cli.decoding import (
     SRGB_PROFILE, UnsupportedPixels, cmyk_transform, decode_pillow, decode_png16, decode_tiff, orient, png_bit_depth,
     split_channels, why_tiff_is_not_read,
 )
-from restore_cli.errors import InputError, UsageError
+from restore_cli.errors import InputError, RestoreError, UsageError
 from restore_cli.metadata import (
     EXIF_ORIENTATION, TIFF_IPTC_TAG, add_png_chunks, dpi_of, exif_block, exif_dpi, jpeg_iptc_segment,
     png16_metadata, png_text, read_iptc, read_text, read_xmp, tiff_text_tags, with_resolution, xmp_upright,
@@ -346,6 +346,18 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_text_stream(stream, text: str, what: str) -> None:
+    """Write ``text`` to an open stream (stdout, for a pipeline) and flush it; a failure other than
+    a closed pipe (a full disk behind ``> file``) is a RestoreError naming ``what`` was written."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise RestoreError(f"cannot write {what} to stdout ({exc.strerror or exc})") from None
 
 
 def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:

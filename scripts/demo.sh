@@ -5,7 +5,8 @@ set -euo pipefail
 out=${1:-out/demo}
 bin=.venv/bin
 rm -rf "$out"
-data=$($bin/restore degrade --preset old-photo --seed 0 -o "$out/data")
+# </dev/null: no INPUT means the bundled photos, unless stdin is a pipe (as under `echo | make demo`)
+data=$($bin/restore degrade --preset old-photo --seed 0 -o "$out/data" </dev/null)
 $bin/restore restore "$data/degraded" -o "$out/restored" --save-masks "$out/masks" >/dev/null
 $bin/restore evaluate "$out/restored" --reference "$data/clean" --inputs "$data/degraded" \
   --masks "$out/masks" --true-masks "$data/masks" --html "$out/report.html"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -301,6 +302,78 @@ def test_non_empty_output_needs_overwrite(photos, tmp_path):
     assert refused.exit_code == 2 and "--overwrite" in refused.stderr and refused.stdout == ""
     again = run([str(photos), "-o", str(out), "--count", "2", "--overwrite"])
     assert again.exit_code == 0 and len(list((out / "clean").iterdir())) == 2
+
+
+def test_overwrite_replaces_only_a_dataset_and_only_what_it_wrote(photos, tmp_path):
+    """Before, --overwrite on any folder deleted its clean/, degraded/ and masks/ sub-folders whole:
+    with -o set to the folder above the inputs, the input photos themselves."""
+    holder = tmp_path / "archive"
+    shutil.copytree(photos, holder / "clean")
+    (holder / "masks").mkdir()
+    (holder / "masks" / "README.txt").write_text("drawn by hand")
+    inside = run([str(holder / "clean"), "-o", str(holder), "--overwrite"])
+    assert inside.exit_code == 2 and "holds the input" in inside.stderr and inside.stdout == ""
+    not_dataset = run([str(photos), "-o", str(holder), "--overwrite"])
+    assert not_dataset.exit_code == 2 and "holds no dataset" in not_dataset.stderr
+    assert sorted(p.name for p in (holder / "clean").iterdir()) == sorted(p.name for p in photos.iterdir())
+    assert (holder / "masks" / "README.txt").exists()
+
+    out = tmp_path / "out"
+    assert run([str(photos), "-o", str(out), "--count", "3"]).exit_code == 0
+    (out / "masks" / "notes.txt").write_text("mine")
+    again = run([str(photos), "-o", str(out), "--count", "1", "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["a_gray_v000.png", "notes.txt"]
+
+
+def test_a_stopped_run_leaves_a_dataset_marked_unfinished(photos, tmp_path, monkeypatch):
+    from restore_cli.degrade import dataset
+
+    def stopped_after_one(results, write):
+        write(next(iter(results)))
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(dataset, "run_batch", stopped_after_one)
+    assert run([str(photos), "-o", str(out)]).exit_code == 130
+    assert json.loads((out / "summary.json").read_text())["state"] == "unfinished"
+    monkeypatch.undo()
+    rerun = run([str(photos), "-o", str(out)])
+    assert rerun.exit_code == 2 and "unfinished" in rerun.stderr and "--overwrite" in rerun.stderr
+    assert run([str(photos), "-o", str(out), "--overwrite"]).exit_code == 0
+    assert json.loads((out / "summary.json").read_text())["state"] == "complete"
+
+
+def test_no_samples_is_fatal_and_passes_no_path_on(photos, tmp_path):
+    result = run([str(photos), "-o", str(tmp_path / "big"), "--size", "500"])
+    assert result.exit_code == 1 and result.stdout == "" and "no samples written" in result.stderr
+
+
+def _cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "restore_cli.cli", *args], stderr=subprocess.PIPE, timeout=120,
+                          **kwargs)
+
+
+def test_an_empty_pipe_is_an_error_not_the_sample_photos(tmp_path):
+    """``find ... | restore degrade -o data`` where find found nothing: before, a dataset of
+    scikit-image's photos and status 0."""
+    done = _cli(["degrade", "-o", str(tmp_path / "out")], input=b"")
+    assert done.returncode == 2 and b"stdin is a pipe that gave no paths" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_or_closed_stdout_is_a_one_line_error(photos, tmp_path):
+    with open("/dev/full", "w") as full:
+        done = _cli(["degrade", str(photos), "-o", str(tmp_path / "a"), "--count", "1"], stdout=full)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.decode().strip().splitlines()[-1] == (
+        f"error: cannot write the path of {tmp_path / 'a'} to stdout (No space left on device)")
+    closed = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "restore_cli.cli", "degrade",
+                             str(photos), "-o", str(tmp_path / "b"), "--count", "1"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    assert closed.returncode == 2 and b"stdout is closed" in closed.stderr
 
 
 def test_builtin_samples_stdin_count_and_colour(photos, tmp_path):

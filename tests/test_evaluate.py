@@ -173,6 +173,19 @@ def test_stdout_empty_without_json(folders: dict[str, Path]) -> None:
     assert "PSNR" in result.stderr
 
 
+def test_a_method_without_some_images_is_named(folders: dict[str, Path], caplog) -> None:
+    """Two methods scored on different images are not comparable: say so (before: silence)."""
+    (folders["unet"] / "photo1.png").unlink()
+    (folders["pred"] / "photo2.png").unlink()
+    report = evaluate_folders([folders["unet"], folders["bm3d"]], reference=folders["clean"],
+                              masks=folders["pred"], true_masks=folders["true"])
+    assert report.method_means("unet")["images"] == 2 and report.summary.failed == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["unet: nothing for 1 of the 3 reference images (photo1.png); its means are over the rest only",
+                        f"{folders['pred']}: nothing for 1 of the 3 true masks (photo2.png); "
+                        "the mask means are over the rest only"]
+
+
 def test_missing_reference_fails_that_file_only(folders: dict[str, Path]) -> None:
     _write(folders["unet"] / "stray.png", _img(9))
     result = _run(folders["unet"], "--reference", folders["clean"], "--json")

@@ -27,7 +27,7 @@ import json
 import logging
 import math
 import multiprocessing
-import shutil
+import re
 import time
 from pathlib import Path
 
@@ -46,6 +46,9 @@ BUILTIN_SAMPLES = (
     "grass.png", "gravel.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png", "rocket.jpg",
 )
 _OWN_FILES = ("manifest.jsonl", "summary.json")
+_SAMPLE_NAME = re.compile(r".+_v[0-9]{3,}\.png|\..+\.partial")  # samples.py's names; write_bytes_atomic's temporaries
+#: summary.json while the dataset is being written (replaced by the full one at the end).
+_UNFINISHED = {"restore_version": __version__, "state": "unfinished"}
 _PROGRESS_EVERY = 500  # samples between progress lines on stderr
 
 
@@ -105,7 +108,9 @@ def plan_jobs(inputs: list[Path], config: DegradeConfig, options: DatasetOptions
         stems = _unique_stems([Path(Path(name).name) for _, name in entries])
         log.info("no input given: using %d sample photos bundled with scikit-image", len(entries))
     if not entries:
-        raise UsageError("no input images found")
+        folders = [display_path(p) for p in inputs if p.is_dir()]
+        raise UsageError(f"no input images found in {', '.join(folders)} (its sub-folders are not searched)"
+                         if folders else "no input images found")
     variations = options.variations or (math.ceil(options.count / len(entries)) if options.count else 1)
     budget = options.count if options.count is not None else len(entries) * variations
     jobs = []
@@ -119,23 +124,55 @@ def plan_jobs(inputs: list[Path], config: DegradeConfig, options: DatasetOptions
     return jobs
 
 
+def refuse_overlap(inputs: list[Path], out: Path) -> None:
+    """An output folder that is an input, or holds one, would be cleared or mixed into: refuse it."""
+    target = out.resolve()
+    for item in inputs:
+        source = item.resolve()
+        if source == target or target in source.parents:
+            raise UsageError(f"{display_path(out)}: holds the input {display_path(item)}; "
+                             "write the dataset into another folder")
+
+
 def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless ``overwrite``; then clear only what a previous dataset wrote."""
+    """Refuse a non-empty folder unless ``overwrite`` and it holds a dataset; then clear only what
+    a dataset writes (its PNG samples, unfinished temporary files and its two record files), so a
+    file of the user's in the folder survives, and a folder that is not a dataset is never touched.
+
+    ``summary.json`` is written first, marked unfinished, so a run stopped half-way (Ctrl-C, a full
+    disk) leaves a folder that is recognised as a dataset and that ``--overwrite`` replaces.
+    """
     if out.exists() and not out.is_dir():
         raise UsageError(f"{display_path(out)}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
+        is_dataset = any((out / name).is_file() for name in _OWN_FILES)
+        if not is_dataset:
+            raise UsageError(f"{display_path(out)}: folder is not empty and holds no dataset (no manifest.jsonl "
+                             "or summary.json); choose a new or empty folder")
         if not overwrite:
-            raise UsageError(f"{display_path(out)}: folder is not empty (pass --overwrite to replace a dataset there)")
+            raise UsageError(f"{display_path(out)}: holds a dataset{_unfinished_note(out)} "
+                             "(pass --overwrite to replace it)")
         log.warning("%s: replacing the previous dataset (--overwrite)", display_path(out))
         for name in SUBFOLDERS:
-            shutil.rmtree(out / name, ignore_errors=True)
+            for path in (out / name).glob("*") if (out / name).is_dir() else ():
+                if _SAMPLE_NAME.fullmatch(path.name) and path.is_file():
+                    path.unlink(missing_ok=True)
         for name in _OWN_FILES:
             (out / name).unlink(missing_ok=True)
     try:
         for name in SUBFOLDERS:
             (out / name).mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(out / "summary.json", (json.dumps(_UNFINISHED, indent=2) + "\n").encode())
     except OSError as exc:
         raise RestoreError(f"{display_path(out)}: cannot create the output folder ({exc.strerror or exc})") from None
+
+
+def _unfinished_note(out: Path) -> str:
+    try:
+        unfinished = json.loads((out / "summary.json").read_text()).get("state") == _UNFINISHED["state"]
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return ", unfinished (stopped before its end)" if unfinished else ""
 
 
 def _results(jobs: list[Job], workers: int, pool_box: list):
@@ -155,6 +192,7 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
         raise UsageError(f"--seed must be >= 0, got {options.seed}")
     started = time.perf_counter()
     jobs = plan_jobs(inputs, config, options)
+    refuse_overlap([job.path for job in jobs] + inputs, options.out)
     prepare_output(options.out, options.overwrite)
     records: list[dict] = []
     planned = sum(len(job.variations) for job in jobs)
@@ -189,6 +227,7 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
     elapsed = time.perf_counter() - started
     report = {
         "restore_version": __version__,
+        "state": "complete",
         "preset": options.preset,
         "config": config.to_dict(),
         "options": {"size": options.size, "variations": options.variations, "count": options.count,
@@ -199,5 +238,7 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
         "elapsed_s": round(elapsed, 3),
     }
     write_bytes_atomic(options.out / "summary.json", (json.dumps(report, indent=2) + "\n").encode())
+    if not records:  # nothing for a trainer down the pipe: fatal, and no path on stdout
+        raise RestoreError(f"{display_path(options.out)}: no samples written ({summary.line('image')})")
     log.info("%d samples from %s in %.1f s", len(records), summary.line("image"), elapsed)
     return DatasetResult(options.out, len(records), summary)

@@ -21,7 +21,7 @@ from typing import TextIO
 from restore_cli.errors import ExitStatus, RestoreError, UsageError
 from restore_cli.evaluate.compare import evaluate_folders
 from restore_cli.evaluate.records import EvaluationReport, ImageRecord, Method
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path
+from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, write_text_stream
 
 __all__ = ["EvaluationReport", "ImageRecord", "Method", "evaluate_folders", "run_evaluation", "write_json_records"]
 log = logging.getLogger("restore.evaluate")
@@ -32,10 +32,9 @@ def write_json_records(report: EvaluationReport, out: TextIO) -> None:
 
     Strictly valid JSON (no NaN/Infinity): an infinite PSNR is ``null`` with ``"identical": true``.
     """
-    for rec in report.records:
-        out.write(json.dumps(rec.to_json(), allow_nan=False) + "\n")
-    out.write(json.dumps(report.summary_json(), allow_nan=False) + "\n")
-    out.flush()
+    lines = [json.dumps(rec.to_json(), allow_nan=False) for rec in report.records]
+    lines.append(json.dumps(report.summary_json(), allow_nan=False))
+    write_text_stream(out, "".join(line + "\n" for line in lines), "the --json records")
 
 
 def run_evaluation(

@@ -33,6 +33,16 @@ def stem_index(folder: Path) -> dict[str, list[Path]]:
     return index
 
 
+def _warn_unmatched(what: str, scored: set[str], expected: dict[str, list[Path]], noun: str, effect: str) -> None:
+    """Say when a method (or the predicted masks) has nothing for some of the expected files: two
+    methods scored on different images are not comparable, and a missing result is easy to miss."""
+    missing = sorted(stem for stem in expected if stem not in scored)
+    if missing:
+        shown = ", ".join(expected[stem][0].name for stem in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        log.warning("%s: nothing for %d of the %d %ss (%s); %s", what, len(missing), len(expected), noun, shown,
+                    effect)
+
+
 def method_names(folders: list[Path]) -> list[Method]:
     """Folder names, made unique with the parent's name (or a number) when two folders share one."""
     names = [f.resolve().name or display_path(f) for f in folders]
@@ -142,6 +152,9 @@ def evaluate_folders(
         records.append(rec)
 
     summary = run_batch(items, score, fail_fast=fail_fast)
+    for method in methods:
+        _warn_unmatched(method.name, {rec.stem for rec in records if rec.method == method.name}, ref_index,
+                        "reference image", "its means are over the rest only")
     if masks is not None and true_masks is not None and not (fail_fast and summary.failed):
         _score_masks(masks, true_masks, records, summary, max_pixels, fail_fast)
     return EvaluationReport(methods, records, summary, reference, masks, true_masks)
@@ -165,6 +178,7 @@ def _score_masks(
         files_by_stem[path.stem] = path
 
     mask_summary = run_batch(pred_files, score, fail_fast=fail_fast)
+    _warn_unmatched(display_path(masks), set(scored), true_index, "true mask", "the mask means are over the rest only")
     summary.failed += mask_summary.failed
     summary.errors.extend(mask_summary.errors)
     with_result = set()

@@ -29,7 +29,7 @@ from restore_cli.batch import run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, collect_inputs, display_path, read_header, read_image,
-    write_gray8, write_image,
+    write_gray8, write_image, write_text_stream,
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
@@ -112,8 +112,7 @@ class _Run:
         if self.json_out is not None:
             record = {"input": display_path(job.source), "output": display_path(output), "status": status,
                       "error": error, "seconds": round(seconds, 3), "defect_coverage": coverage}
-            self.json_out.write(json.dumps(record) + "\n")
-            self.json_out.flush()
+            write_text_stream(self.json_out, json.dumps(record) + "\n", "the --json records")
         if status == "ok":
             log.info("%s -> %s (%.2f s, defects %.2f %%)", display_path(job.source), display_path(output),
                      seconds, 100 * (coverage or 0.0))
@@ -283,10 +282,10 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     log.debug("%s: %d model compilation(s), tile %d, batch %d", method.name, method.compile_count(),
               settings.tile, settings.batch)
     if json_out is not None:
-        json_out.write(json.dumps({"summary": True, "done": summary.done, "skipped": summary.skipped,
-                                   "failed": summary.failed, "seconds": round(seconds, 3),
-                                   "compile_count": method.compile_count(), "status": int(summary.status)}) + "\n")
-        json_out.flush()
+        write_text_stream(json_out, json.dumps({
+            "summary": True, "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
+            "seconds": round(seconds, 3), "compile_count": method.compile_count(), "status": int(summary.status),
+        }) + "\n", "the --json records")
     shown = options.output if single is None else options.output / single.rel_output
     line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(shown)}"
     if console is not None:
