@@ -51,7 +51,7 @@ app = typer.Typer(
 # ----------------------------------------------------------------- shared options (defined once)
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr (compile counts, timings).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary on stderr.")]
-Seed = Annotated[int, typer.Option(help="Seed that fixes every random choice (same seed, same bytes).")]
+Seed = Annotated[int, typer.Option(min=0, help="Seed that fixes every random choice (same seed, same bytes).")]
 MaxPixels = Annotated[
     int, typer.Option(min=1, help="Refuse images with more pixels than this (decompression-bomb guard).")
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import stat
@@ -330,9 +331,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
 
     The temporary name starts with '.' and ends with '.partial' so folder listings skip it;
-    it is removed if the block raises.
+    it is removed if the block raises. A ``target`` that exists and is not a regular file (a
+    folder, /dev/null, a pipe) is refused with an OSError: replacing it would not write a file there.
     """
     target = Path(target)
+    if os.path.lexists(target) and not target.is_file():
+        raise OSError(errno.EEXIST, "exists and is not a regular file", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=".partial", dir=target.parent)
     os.close(fd)
@@ -475,6 +479,20 @@ def _write_png16(path: Path, array: np.ndarray, has_alpha: bool) -> None:
     )
     with open(path, "wb") as fh:
         writer.write(fh, array.reshape(height, width * planes))
+
+
+def defect_mask(image: Image) -> np.ndarray:
+    """A mask file as bool (H, W): True (defect) where any channel reaches half its range, 128 of
+    255 (the masks this tool writes hold 255 = defect, 0 = clean; a colour mask drawn in red counts).
+
+    A file whose largest value is 1 is a 0/1 mask (numpy booleans saved as 8 bits, as many tools
+    write them); there 1 = defect. By the half-range rule alone it would read as empty, as it did
+    in ``restore --masks`` and ``evaluate`` until 2026-11-29, and nothing would be repaired or scored.
+    """
+    strongest = image.pixels.max(axis=2)
+    if 0 < float(strongest.max()) * max_value(image.bit_depth) < 1.5:
+        return strongest > 0
+    return strongest >= 0.5
 
 
 def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -131,9 +131,18 @@ def test_mask_scores_empty_conventions() -> None:
         metrics.mask_scores(empty, np.zeros((3, 3), bool))
 
 
-def test_binarize_mask_threshold_is_128() -> None:
-    values = io.to_float(np.array([[0, 127, 128, 255]], np.uint8)[:, :, None], 8)
-    assert metrics.binarize_mask(values).tolist() == [[False, False, True, True]]
+def test_mask_files_mark_defects_from_128_in_any_channel_or_with_1_in_a_0_1_mask() -> None:
+    def read(values, depth: int = 8) -> list:
+        array = np.array(values, np.uint16 if depth == 16 else np.uint8)
+        return io.defect_mask(io.Image(io.to_float(array, depth), bit_depth=depth)).tolist()
+
+    assert read([[[0], [127], [128], [255]]]) == [[False, False, True, True]]
+    assert read([[[0], [32767], [32768], [65535]]], 16) == [[False, False, True, True]]
+    assert read([[[255, 0, 0], [0, 0, 0], [100, 100, 100]]]) == [[True, False, False]]  # red strokes count
+    # A 0/1 mask (numpy booleans saved as uint8): before, read as empty.
+    assert read([[[0], [1], [1], [0]]]) == [[False, True, True, False]]
+    assert read([[[0], [1]]], 16) == [[False, True]]
+    assert read([[[0], [2], [1]]]) == [[False, False, False]]  # a dark but ordinary mask stays empty
 
 
 # ------------------------------------------------------------------ library and command

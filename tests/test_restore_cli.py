@@ -384,6 +384,26 @@ def test_hybrid_without_checkpoint_is_fatal_with_a_hint(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_saved_masks_never_replace_originals_or_results(tmp_path: Path) -> None:
+    """Masks are PNGs named after the inputs: before, --save-masks set to the input folder replaced
+    the original x.png files (status 0), and x.png + x.jpg wrote one mask over the other."""
+    src = folder_of_photos(tmp_path / "in", count=2, size=32)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    for masks_folder, message in ((src, "is an input folder"), (tmp_path / "out", "is the output folder")):
+        result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks_folder)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    PILImage.open(src / "p00.png").convert("RGB").save(src / "p00.jpg", quality=95)
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", tmp_path / "m", "--json")
+    assert result.exit_code == 3 and statuses(result.stdout) == {"p00.jpg": "ok", "p00.png": "failed", "p01.png": "ok"}
+    assert "its mask would overwrite" in result.stderr
+    single = restore(src / "p01.png", "-o", tmp_path / "m2" / "p01.png", "--method", "classical",
+                     "--save-masks", tmp_path / "m2")
+    assert single.exit_code == 3 and "its mask would overwrite its result" in single.stderr
+    bad_suffix = restore(src, "-o", tmp_path / "out3", "--method", "classical", "--suffix", "/../x")
+    assert bad_suffix.exit_code == 2 and "--suffix" in bad_suffix.stderr
+
+
 def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=3, size=32)
     masks = _masks_for(src, tmp_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restore_cli.errors import CheckpointError, UsageError
+from restore_cli.errors import CheckpointError, RestoreError, UsageError
 from restore_cli.io import Image, write_gray8, write_image
 from restore_cli.models.checkpoint import read_checkpoint, read_header
 from restore_cli.models.unet import UNetConfig
@@ -538,6 +538,27 @@ def test_ctrl_c_or_sigterm_keeps_the_step_it_lands_on_and_resume_is_exact(traine
     train_mask(folder, out, TINY, resume=True)
     assert asked[0] == 15  # the batch of step 16: nothing redone, nothing skipped
     assert _losses(out) == _losses(trained.checkpoint)
+
+
+def test_unwritable_outputs_are_refused_before_training(folder, tmp_path, monkeypatch):
+    """Before, -o a folder or a device failed with a traceback at the first checkpoint (or, for
+    /dev/null, replaced the device node with the checkpoint)."""
+    monkeypatch.setattr(mask, "new_unet", lambda *a: pytest.fail("training started"))
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    for out, error in ((tmp_path / "adir", "exists and is not a regular file"),
+                       (tmp_path / "afile" / "m.safetensors", "cannot write in"),
+                       (Path(os.devnull), "exists and is not a regular file")):
+        with pytest.raises(RestoreError, match=error):
+            train_mask(folder, out, TINY)
+    assert Path(os.devnull).is_char_device()
+
+
+def test_a_fresh_run_says_it_replaces_a_stopped_one(folder, tmp_path, caplog):
+    out = tmp_path / "m.safetensors"
+    train_mask(folder, out, TINY, stop_at=2)
+    train_mask(folder, out, dataclasses.replace(TINY, steps=3))
+    assert "m.last.safetensors holds a run stopped at step 2: this one starts afresh" in caplog.text
 
 
 def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path, monkeypatch, caplog):

@@ -155,6 +155,16 @@ def test_cli_usage_errors(folder, tmp_path, args, message):
     assert message in result.output and result.stdout == ""
 
 
+def test_data_errors_name_train_vae_s_own_options(folder, tmp_path):
+    """Before, they named train-mask's --online."""
+    (tmp_path / "empty").mkdir()
+    for args, message in (([str(tmp_path / "empty")], "not a degrade folder (no clean/ inside); make one with "
+                                                      "`restore degrade`, or use --clean CLEAN_DIR"),
+                          (["--clean", str(tmp_path / "empty")], "--clean: no clean images found")):
+        result = _invoke(*args, "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny")
+        assert result.exit_code == 2 and message in result.stderr, result.output
+
+
 def test_fine_tune_from_a_checkpoint_on_a_mixture_without_the_mask(folder, tmp_path):
     first = tmp_path / "a.safetensors"  # seed 1: a fresh seed-0 model would start elsewhere
     assert _invoke(str(folder), "-o", str(first), "--preset", "tiny", "--steps", "2", "--seed", "1", "-q").exit_code == 0

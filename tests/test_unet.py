@@ -92,3 +92,30 @@ def test_fast_first_conv_and_pool_match_the_plain_ops():
     np.testing.assert_array_equal(np.asarray(_pool(y)), np.asarray(_pool_window(y)))
     grad = jax.grad(lambda v: (_pool(v) ** 2).sum())(y)
     np.testing.assert_array_equal(np.asarray(grad), np.asarray(jax.grad(lambda v: (_pool_window(v) ** 2).sum())(y)))
+
+
+def test_damaged_weights_are_refused_not_restored_with(tmp_path):
+    """A byte changed after writing: the checksum catches it; a file without one (written before it
+    existed) is still refused where a weight is NaN. Before, such a file restored images to black."""
+    from safetensors.numpy import save_file
+
+    from restore_cli.errors import CheckpointError
+    from restore_cli.models.checkpoint import read_checkpoint, save_checkpoint
+
+    arrays = {"a/kernel": np.arange(12, dtype=np.float32).reshape(3, 4), "b/bias": np.ones(5, np.float32)}
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(good, arrays, {"kind": "test"})
+    loaded, header = read_checkpoint(good)
+    assert header["kind"] == "test" and all(np.array_equal(loaded[k], v) for k, v in arrays.items())
+    data = bytearray(good.read_bytes())
+    data[-1] ^= 0x01  # the last weight byte: still a finite float, now a different one
+    flipped = tmp_path / "flipped.safetensors"
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="flipped.safetensors: damaged .*checksum"):
+        read_checkpoint(flipped)
+
+    old = tmp_path / "old.safetensors"  # as save_checkpoint wrote them before the checksum
+    nan = {**arrays, "b/bias": np.array([1, np.nan, 1, 1, 1], np.float32)}
+    save_file(nan, str(old), metadata={"format": "restore-checkpoint/1", "header": '{"kind": "test"}'})
+    with pytest.raises(CheckpointError, match="old.safetensors: damaged \\(weight b/bias is not finite\\)"):
+        read_checkpoint(old)

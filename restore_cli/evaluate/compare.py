@@ -20,7 +20,7 @@ from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import InputError, RestoreError, UsageError
 from restore_cli.evaluate import metrics
 from restore_cli.evaluate.records import EvaluationReport, ImageRecord, Method
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image
+from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, list_images, read_image
 
 log = logging.getLogger("restore.evaluate")
 
@@ -106,7 +106,7 @@ def score_mask(pred_path: Path, true_path: Path, max_pixels: int = DEFAULT_MAX_P
     """Mask scores of one predicted mask PNG against its ground-truth mask (255 = defect)."""
     pred, true = read_image(pred_path, max_pixels), read_image(true_path, max_pixels)
     _same_size(pred_path, pred, true_path, true, "true mask")
-    return metrics.mask_scores(metrics.binarize_mask(pred.pixels), metrics.binarize_mask(true.pixels))
+    return metrics.mask_scores(defect_mask(pred), defect_mask(true))
 
 
 def evaluate_folders(

@@ -123,13 +123,3 @@ def mask_scores(pred: np.ndarray, true: np.ndarray) -> dict:
     """
     return scores_from_counts(*mask_counts(pred, true))
 
-
-def binarize_mask(pixels: np.ndarray) -> np.ndarray:
-    """Float [0, 1] mask pixels -> bool (H, W): defect where the value is >= 128/255.
-
-    Mask files are PNGs with 255 = defect, 0 = clean. The 0.5 cut sits between 127/255
-    and 128/255, so it is the same ">= 128" rule for 8-bit and 16-bit files. Colour
-    masks are averaged over their channels first.
-    """
-    a = _as_hwc(pixels)
-    return a.mean(axis=2) >= 0.5

@@ -13,6 +13,7 @@ architecture fails with a clear message instead of silently half-loading.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -43,11 +44,28 @@ def model_arrays(model: nnx.Module) -> dict[str, np.ndarray]:
     return {_key(path): np.asarray(var.get_value()) for path, var in flat}
 
 
+def weights_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 of every array's name, dtype, shape and bytes, in name order.
+
+    Stored beside the header (``weights_sha256``) and checked on reading, so a file damaged after
+    it was written (a bad disk, a partial copy that kept the size) fails with a clear error
+    instead of restoring with wrong weights: before this (2026-11-29) a checkpoint with every
+    7th weight byte overwritten loaded and restored every image to black, with status 0.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], header: dict[str, Any]) -> None:
     """Write ``arrays`` and ``header`` (JSON-serialisable) to one file, atomically."""
-    meta = {"format": FORMAT_TAG, "header": json.dumps({"restore_version": __version__, **header}, sort_keys=True)}
-    data = st_save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=meta)
-    write_bytes_atomic(path, data)
+    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    meta = {"format": FORMAT_TAG, "header": json.dumps({"restore_version": __version__, **header}, sort_keys=True),
+            "weights_sha256": weights_digest(arrays)}
+    write_bytes_atomic(path, st_save(arrays, metadata=meta))
 
 
 #: A safetensors JSON header above this size is not one of ours (ours are a few kB to a few hundred kB).
@@ -92,11 +110,25 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_checkpoint`: (weights, header). CheckpointError for anything else."""
     header = read_header(path)  # a missing, foreign or damaged-header file fails here, before the big read
+    name = display_path(Path(path))
     try:
-        arrays = st_load(Path(path).read_bytes())
+        data = Path(path).read_bytes()
+        arrays = st_load(data)
+        stored = _metadata(data).get("weights_sha256")
     except (SafetensorError, ValueError, OSError) as exc:
-        raise _not_valid(display_path(Path(path)), exc) from None
+        raise _not_valid(name, exc) from None
+    if stored is not None and stored != weights_digest(arrays):
+        raise CheckpointError(f"{name}: damaged (its weights do not match the checksum written with them)")
+    for key, value in arrays.items():  # files written before the checksum: at least no NaN or infinity
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise CheckpointError(f"{name}: damaged (weight {key} is not finite)")
     return arrays, header
+
+
+def _metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (read_header has checked its framing)."""
+    header_len = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
 
 
 def load_into(model: nnx.Module, arrays: dict[str, np.ndarray], source: str = "checkpoint") -> None:

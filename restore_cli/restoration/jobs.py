@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from restore_cli.errors import InputError, UsageError
-from restore_cli.io import IMAGE_SUFFIXES, display_path, read_image
+from restore_cli.io import IMAGE_SUFFIXES, defect_mask, display_path, read_image
 
 #: ``--format`` choices and the file extension each writes (``same`` keeps the input's).
 FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "tiff": ".tif"}
@@ -57,6 +57,12 @@ def shard_of(rel: Path, count: int) -> int:
     """0-based shard of a relative input path (stable across runs, machines and added files)."""
     digest = hashlib.sha1(os.fsencode(rel.as_posix())).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def check_suffix(suffix: str) -> None:
+    """``--suffix`` is part of a file name: a path separator in it would write outside the output folder."""
+    if "/" in suffix or "\\" in suffix or "\0" in suffix:
+        raise UsageError(f"--suffix {suffix!r}: no '/', '\\' or NUL (it is appended to each file name)")
 
 
 def output_name(rel: Path, fmt: str, suffix: str) -> Path:
@@ -119,6 +125,25 @@ def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], outp
                 )
 
 
+def check_masks_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], save_masks: Path | None,
+                       output: Path | None) -> None:
+    """UsageError if ``--save-masks`` would write over originals or results: masks are PNGs named
+    after the inputs, so in an input folder they replace ``x.png`` itself (even with --in-place),
+    and in the output folder the restored ``x.png`` (``output`` None: one file's result, which
+    the runner compares with its mask path itself)."""
+    if save_masks is None:
+        return
+    target = save_masks.resolve()
+    holders = {path.resolve().parent for path, _ in pairs if path.exists()}
+    holders |= {item.resolve() for item in inputs if item.is_dir()}
+    if target in holders:
+        raise UsageError(f"--save-masks {display_path(save_masks)} is an input folder: the masks, named after the "
+                         "images, would replace them (choose another folder)")
+    if output is not None and target == output.resolve():
+        raise UsageError(f"--save-masks {display_path(save_masks)} is the output folder: the masks would replace "
+                         "the restored images (choose another folder)")
+
+
 def locate_user_mask(masks: Path, job: Job) -> Path:
     """The user's mask file for an input: same relative folder and stem, PNG preferred, any image extension."""
     folder = masks / job.rel.parent
@@ -130,14 +155,14 @@ def locate_user_mask(masks: Path, job: Job) -> Path:
 
 
 def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixels: int) -> np.ndarray:
-    """A user mask as bool (H, W): above half range in any channel = defect. Must match the image's size."""
+    """A user mask as bool (H, W) (:func:`restore_cli.io.defect_mask`). Must match the image's size."""
     mask_image = read_image(path, max_pixels=max_pixels)
     if mask_image.pixels.shape[:2] != tuple(image_shape[:2]):
         h, w = mask_image.pixels.shape[:2]
         raise InputError(
             job.source, f"mask {display_path(path)} is {w}x{h} but the image is {image_shape[1]}x{image_shape[0]}"
         )
-    return mask_image.pixels.max(axis=2) > 0.5
+    return defect_mask(mask_image)
 
 
-__all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "single_output", "check_output_folder", "locate_user_mask", "read_user_mask"]
+__all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "single_output", "check_output_folder", "check_masks_folder", "check_suffix", "locate_user_mask", "read_user_mask"]

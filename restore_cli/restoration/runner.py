@@ -34,7 +34,8 @@ from restore_cli.io import (
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
 from restore_cli.restoration.jobs import (
-    Job, check_output_folder, locate_user_mask, parse_shard, plan_jobs, read_user_mask, single_output,
+    Job, check_masks_folder, check_output_folder, check_suffix, locate_user_mask, parse_shard, plan_jobs, read_user_mask,
+    single_output,
 )
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
@@ -152,6 +153,15 @@ class _Run:
         first = self.claimed.setdefault(output.resolve(), job.source)
         if first != job.source:
             raise InputError(job.source, f"would overwrite {display_path(output)}, the output of {display_path(first)}")
+        mask_out = self._mask_path(job)
+        if mask_out is not None:  # x.png and x.jpg both have the mask x.png
+            first = self.claimed.setdefault(mask_out.resolve(), job.source)
+            if mask_out.resolve() == output.resolve():
+                raise InputError(job.source, f"its mask would overwrite its result {display_path(output)} "
+                                             "(choose another --save-masks folder)")
+            if first != job.source:
+                raise InputError(job.source, f"its mask would overwrite {display_path(mask_out)}, the mask of "
+                                             f"{display_path(first)} (restore them into separate runs)")
         record_file = sidecar.record_path(opts.output, job.rel_output)
         if opts.in_place and job.source.resolve() != output.resolve():
             # With --in-place --suffix, an earlier run's outputs sit among the inputs: not new work.
@@ -167,7 +177,6 @@ class _Run:
             mask_source = locate_user_mask(opts.masks, job)
             recipe["user_mask"] = sidecar.file_sha256(mask_source)
         record = sidecar.load(record_file)
-        mask_out = self._mask_path(job)
         if (not opts.overwrite and sidecar.is_current(record, job.source, output, recipe)
                 and (mask_out is None or mask_out.is_file())):
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
@@ -187,6 +196,9 @@ class _Run:
             restored = self.method.restore(image.pixels, user_mask)
         pixels, mask = restored.pixels, restored.mask
         del restored, user_mask
+        if not np.isfinite(pixels).all():  # written out, NaN would be black: never a silent "done"
+            raise InputError(job.source, "the model gave non-finite values (a damaged checkpoint, or a device fault?); "
+                                         "nothing was written")
         # Replace the pixels without Image.with_pixels: it would make two more full-size copies.
         image = dataclasses.replace(image, pixels=np.clip(pixels, 0.0, 1.0, out=pixels))
         del pixels
@@ -249,6 +261,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     started = time.perf_counter()
     settings = _settings(options)
     shard = parse_shard(options.shard)
+    check_suffix(options.suffix)
     pairs = collect_inputs(options.inputs, recursive=options.recursive)
     single = single_output(options.inputs, pairs, options.output, fmt=options.fmt, suffix=options.suffix,
                            shard=options.shard, in_place=options.in_place)
@@ -258,6 +271,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     else:
         check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
         jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
+    check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None)
     try:
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -132,13 +132,14 @@ class Source(Protocol):
 class PairSource:
     """A ``restore degrade`` output folder, optionally restricted to some file names."""
 
-    def __init__(self, root: Path, names: Sequence[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, root: Path, names: Sequence[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 online_option: str = "--online"):
         self.root = Path(root)
         for sub in ("clean", "degraded", "masks"):
             if not (self.root / sub).is_dir():
                 raise UsageError(
                     f"{display_path(self.root)}: not a degrade folder (no {sub}/ inside); "
-                    "make one with `restore degrade`, or use --online CLEAN_DIR"
+                    f"make one with `restore degrade`, or use {online_option} CLEAN_DIR"
                 )
         all_names = [p.name for p in list_images(self.root / "degraded")]
         self.names = list(all_names if names is None else names)
@@ -189,20 +190,21 @@ class OnlineSource:
     one of them uniformly from its own rng, so a detector sees clean, noisy and aged prints alike.
     """
 
-    def __init__(self, paths: Sequence[Path], config: object, region: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS):
+    def __init__(self, paths: Sequence[Path], config: object, region: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 option: str = "--online"):
         from restore_cli.degrade.engine import degrade  # imported late: only online training needs it
 
         self._degrade = degrade
         self.paths = list(paths)
-        if not self.paths:
-            raise UsageError("--online: no clean images found")
+        if not self.paths:  # option: how the trainer's command line names the folder, for messages
+            raise UsageError(f"{option}: no clean images found")
         self.config, self.region, self.max_pixels = config, region, max_pixels
         self._cache = _Cache()
 
     @classmethod
     def from_folder(cls, folder: Path, config: object, **kwargs) -> OnlineSource:
         if not Path(folder).is_dir():
-            raise UsageError(f"--online {display_path(folder)}: not a folder of clean images")
+            raise UsageError(f"{kwargs.get('option', '--online')} {display_path(folder)}: not a folder of clean images")
         return cls(usable_images(list_images(Path(folder)), kwargs.get("max_pixels", DEFAULT_MAX_PIXELS)), config, **kwargs)
 
     def __len__(self) -> int:

@@ -39,6 +39,8 @@ import dataclasses
 import functools
 import logging
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,10 +50,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from restore_cli.errors import RestoreError
+from restore_cli.errors import RestoreError, UsageError
 from restore_cli.io import display_path
 from restore_cli.log import progress_enabled, stderr_console
-from restore_cli.models.checkpoint import model_arrays, save_checkpoint
+from restore_cli.models.checkpoint import model_arrays, read_header, save_checkpoint
 from restore_cli.train.data import Batch, Prefetcher
 from restore_cli.train.interrupts import HeldSignals
 from restore_cli.train.progress import MetricsLog, Progress, json_value, reset_metrics
@@ -103,6 +105,30 @@ class RunPaths:
     @property
     def curves(self) -> Path:
         return self._beside(".curves.png")
+
+    def check(self, resume: bool) -> None:
+        """Before any training: every file of the run can be written (before, a bad ``-o`` failed with
+        a traceback at the first checkpoint, the steps up to it lost), and a fresh run says what
+        earlier state it replaces."""
+        for path in (self.checkpoint, self.last, self.metrics, self.curves):
+            if os.path.lexists(path) and not path.is_file():
+                raise UsageError(f"{display_path(path)}: exists and is not a regular file (-o names the checkpoint file)")
+        folder = self.checkpoint.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".partial", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise RestoreError(f"{display_path(self.checkpoint)}: cannot write in {display_path(folder)} "
+                               f"({exc.strerror or exc})") from None
+        if not resume and self.last.is_file():
+            try:
+                held = f" stopped at step {read_header(self.last)['resume']['step']}"
+            except (RestoreError, KeyError, TypeError):
+                held = ""
+            log.warning("%s holds a run%s: this one starts afresh and replaces it (--resume continues it)",
+                        display_path(self.last), held)
 
 
 @dataclasses.dataclass

@@ -77,13 +77,13 @@ def _sources(dataset: Path | None, clean: Path | None, cfg: VAETrainConfig, seed
         raise UsageError("give either a DATASET folder (from `restore degrade`) or --clean CLEAN_DIR, not both")
     if clean is not None:
         degrade_config = online_degrade_config(cfg)
-        source = data.OnlineSource.from_folder(clean, degrade_config, max_pixels=max_pixels)
+        source = data.OnlineSource.from_folder(clean, degrade_config, max_pixels=max_pixels, option="--clean")
         train_idx, val_idx = data.split_indices(len(source), 0.1, None, seed)
         train, val = source.subset(train_idx), source.subset(val_idx)
         described = {"source": "online", "folder": display_path(clean), "degrade": (
             degrade_config.to_dict() if not isinstance(degrade_config, tuple) else [m.to_dict() for m in degrade_config])}
     else:
-        source = data.PairSource(dataset, max_pixels=max_pixels)
+        source = data.PairSource(dataset, max_pixels=max_pixels, online_option="--clean")
         train_idx, val_idx = data.split_indices(len(source), 0.1, None, seed)
         train = source.subset([source.names[i] for i in train_idx])
         val = source.subset([source.names[i] for i in val_idx])
@@ -193,6 +193,7 @@ def train_vae(
     so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
     at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
+    RunPaths(Path(checkpoint)).check(resume)
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
     spe = batches.steps_per_epoch
