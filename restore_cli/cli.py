@@ -9,6 +9,7 @@ Conventions shared by every command:
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import stat
@@ -133,6 +134,13 @@ def _piped(stream) -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISREG(mode)
+
+
+def check_open_range(option: str, value: float | None, low: float, high: float = math.inf) -> None:
+    """UsageError unless ``value`` (when given) lies strictly between ``low`` and ``high``; NaN never does."""
+    if value is not None and not low < value < high:
+        bound = f"between {low:g} and {high:g}" if math.isfinite(high) else f"above {low:g}"
+        raise UsageError(f"{option} must be {bound}, got {value:g}")
 
 
 def paths_or_stdin(given: list[Path] | None, what: str, required: bool = True) -> list[Path]:
@@ -419,6 +427,8 @@ def train_mask(
 
         if preset not in MASK_PRESETS:
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
+        check_open_range("--lr", lr, 0.0)
+        check_open_range("--val-fraction", val_fraction, 0.0, 1.0)
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
                  "init": None if init is None else str(init), "split_seed": split_seed,
@@ -590,7 +600,7 @@ def train_vae(
                                     show_default=False)
     ] = None,
     val: Annotated[Optional[Path], typer.Option(help="Clean validation images, noised at --val-sigma with a fixed seed.")] = None,
-    val_sigma: Annotated[Optional[float], typer.Option(help="Noise sigma (0..255) of the --val images (default 25).")] = None,
+    val_sigma: Annotated[Optional[float], typer.Option(min=0.0, max=255.0, help="Noise sigma (0..255) of the --val images (default 25).")] = None,
     checkpoint_every: CheckpointEvery = None,
     resume: Resume = False,
     data_workers: DataWorkers = None,
@@ -618,6 +628,7 @@ def train_vae(
         from restore_cli.train.vae import train_vae as run
         from restore_cli.train.vae_config import resolve
 
+        check_open_range("--lr", lr, 0.0)
         weights = None
         if domain_weight is not None:
             parsed = parse_domain_weights(domain_weight, ("X", "Y", "Z"), missing=1.0, option="--domain-weight")

@@ -391,6 +391,19 @@ def _merged(image: Image) -> np.ndarray:
 JPEG_QUALITY = 95
 
 
+def check_storable(path: str | os.PathLike, image: Image) -> str:
+    """The format ``path``'s suffix names, or InputError where it cannot hold what ``image`` has
+    (16 bits in JPEG/BMP/WebP, alpha in JPEG/BMP). :func:`write_image` checks it; a caller checks
+    it first too where making the image costs something (restoring it)."""
+    path = Path(path)
+    fmt = format_for_path(path)
+    if image.bit_depth == 16 and fmt not in ("PNG", "TIFF"):
+        raise InputError(path, f"{fmt} cannot store 16-bit images; write PNG or TIFF instead")
+    if image.alpha is not None and fmt in ("JPEG", "BMP"):  # Pillow's 32-bit BMP reads back without its alpha
+        raise InputError(path, f"{fmt} cannot store an alpha channel; write PNG, TIFF or WebP instead")
+    return fmt
+
+
 def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_QUALITY) -> None:
     """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
 
@@ -398,11 +411,7 @@ def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_
     raise :class:`InputError` rather than silently dropping data.
     """
     path = Path(path)
-    fmt = format_for_path(path)
-    if image.bit_depth == 16 and fmt not in ("PNG", "TIFF"):
-        raise InputError(path, f"{fmt} cannot store 16-bit images; write PNG or TIFF instead")
-    if image.alpha is not None and fmt in ("JPEG", "BMP"):  # Pillow's 32-bit BMP reads back without its alpha
-        raise InputError(path, f"{fmt} cannot store an alpha channel; write PNG, TIFF or WebP instead")
+    fmt = check_storable(path, image)
     array = _merged(image)
     with atomic_path(path) as tmp:
         if fmt == "TIFF":

@@ -95,7 +95,16 @@ def test_every_format_round_trips_with_size_depth_alpha_and_orientation(tmp_path
     assert rotated.size == (40, 56) and rotated.getexif().get(0x0112, 1) == 1
 
 
-def test_format_suffix_recursive_and_sixteen_bit_jpeg_error(tmp_path: Path) -> None:
+def test_format_suffix_recursive_and_sixteen_bit_jpeg_error(tmp_path: Path, monkeypatch) -> None:
+    from restore_cli.restoration import methods
+
+    real_restore, restored = methods.Classical.restore, []
+
+    def counting(self, pixels, mask):
+        restored.append(pixels.shape)
+        return real_restore(self, pixels, mask)
+
+    monkeypatch.setattr(methods.Classical, "restore", counting)
     (tmp_path / "in" / "sub").mkdir(parents=True)
     PILImage.fromarray(photo(32, 32, 3)).save(tmp_path / "in" / "a.png")
     PILImage.fromarray(photo(32, 32, 3)).save(tmp_path / "in" / "sub" / "b.tif")
@@ -107,6 +116,7 @@ def test_format_suffix_recursive_and_sixteen_bit_jpeg_error(tmp_path: Path) -> N
     assert (tmp_path / "out" / "sub" / "b_restored.jpg").is_file()
     assert "deep.png" in result.stderr and "16-bit" in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(restored) == 2  # the 16-bit image was refused before it was restored, not after
 
 
 # --------------------------------------------------------------------------- idempotency
@@ -304,7 +314,9 @@ def test_one_file_to_a_named_file(tmp_path: Path) -> None:
     for args, reason in [((src, "-o", tmp_path / "x.png"), "input is a folder"),
                          ((src / "p00.png", src / "p01.png", "-o", tmp_path / "x.png"), "2 files"),
                          ((src / "p00.png", "-o", tmp_path / "x.png", "--suffix", "_r"), "--suffix"),
-                         ((src / "p00.png", "-o", src / "p00.png"), "--in-place")]:
+                         ((src / "p00.png", "-o", src / "p00.png"), "--in-place"),
+                         # before: a folder named x.gif holding p00.png
+                         ((src / "p00.png", "-o", tmp_path / "x.gif"), "cannot write .gif images")]:
         refused = restore(*args, "--method", "classical")
         assert refused.exit_code == 2 and reason in refused.stderr
     assert not (tmp_path / "x.png").exists()

@@ -558,7 +558,7 @@ def test_a_fresh_run_says_it_replaces_a_stopped_one(folder, tmp_path, caplog):
     out = tmp_path / "m.safetensors"
     train_mask(folder, out, TINY, stop_at=2)
     train_mask(folder, out, dataclasses.replace(TINY, steps=3))
-    assert "m.last.safetensors holds a run stopped at step 2: this one starts afresh" in caplog.text
+    assert "m.last.safetensors holds an earlier run's state at step 2: this run starts afresh" in caplog.text
 
 
 def test_a_stop_during_the_first_compiling_step_writes_no_state(folder, tmp_path, monkeypatch, caplog):
@@ -699,3 +699,33 @@ def test_detector_coarse_levels_by_default_follow_the_image_size(trained):
     np.testing.assert_array_equal(by_size.probabilities(x), one.probabilities(x))
     small = x[:300, :400]
     np.testing.assert_array_equal(by_size.probabilities(small), MaskDetector.load(trained.checkpoint, tile=64, overlap=8).probabilities(small))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "nan"], "--lr must be above 0, got nan"),  # before: "training diverged" after compiling
+    (["--lr", "0"], "--lr must be above 0"),
+    (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),  # before: accepted
+    (["--seed", "-1"], "--seed"),  # before: a numpy traceback
+])
+def test_cli_refuses_bad_numbers_before_training(folder, tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from restore_cli.cli import app
+
+    result = CliRunner().invoke(app, ["train-mask", str(folder), "-o", str(tmp_path / "m.safetensors"),
+                                      "--preset", "tiny", *args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_resume_names_a_folder_or_another_trainer_s_state(folder, tmp_path, trained):
+    """Before: "checkpoint not found" for a folder, and 48 differing settings listed for train-vae's state."""
+    from restore_cli.models.checkpoint import save_checkpoint
+
+    with pytest.raises(CheckpointError, match="a folder, not a checkpoint file"):
+        train_mask(folder, tmp_path / "m.safetensors", dataclasses.replace(TINY, init=str(tmp_path)))
+    arrays, header = read_checkpoint(trained.checkpoint.with_name("mask.last.safetensors"))
+    header["resume"]["key"] = {"arch": "translation", "beta_max": 1.0}  # keyed as train-vae keys its runs
+    save_checkpoint(tmp_path / "o.last.safetensors", arrays, header)
+    with pytest.raises(UsageError, match="holds another kind of run"):
+        train_mask(folder, tmp_path / "o.safetensors", TINY, resume=True)

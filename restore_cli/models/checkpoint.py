@@ -86,7 +86,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     name = display_path(path)
     if not path.is_file():
-        raise CheckpointError(f"{name}: checkpoint not found")
+        raise CheckpointError(f"{name}: {'a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'}")
     try:
         with path.open("rb") as f:
             size = path.stat().st_size

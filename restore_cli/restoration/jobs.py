@@ -80,6 +80,13 @@ def plan_jobs(pairs: list[tuple[Path, Path]], fmt: str, suffix: str, shard: tupl
     return jobs
 
 
+#: Image files this tool cannot write: ``-o photo.gif`` for one input is a mistake, not a folder's name.
+OTHER_IMAGE_SUFFIXES = frozenset({
+    ".gif", ".heic", ".heif", ".avif", ".jp2", ".j2k", ".jxl", ".psd", ".svg", ".ico", ".pdf", ".dng", ".cr2",
+    ".nef", ".arw", ".raw", ".exr", ".hdr", ".pbm", ".pgm", ".ppm", ".tga",
+})
+
+
 def single_output(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, *, fmt: str, suffix: str,
                   shard: str | None, in_place: bool) -> Job | None:
     """The one job of ``restore restore FILE -o NEW_FILE``, or None when ``output`` is a folder.
@@ -89,6 +96,9 @@ def single_output(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Pa
     that name outputs inside a folder (--format, --suffix, --shard), or the input itself without
     ``--in-place``.
     """
+    if output.suffix.lower() in OTHER_IMAGE_SUFFIXES and not output.is_dir() and len(pairs) == 1:
+        raise UsageError(f"-o {display_path(output)}: cannot write {output.suffix} images; name a PNG, JPEG, TIFF, "
+                         "BMP or WebP file, or a folder")
     if output.suffix.lower() not in IMAGE_SUFFIXES or output.is_dir():
         return None
     if len(inputs) != 1 or inputs[0].is_dir() or len(pairs) != 1:

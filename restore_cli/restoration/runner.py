@@ -28,8 +28,8 @@ import numpy as np
 from restore_cli.batch import run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
-    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, collect_inputs, display_path, read_header, read_image,
-    write_gray8, write_image, write_text_stream,
+    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, check_storable, collect_inputs, display_path, read_header,
+    read_image, write_gray8, write_image, write_text_stream,
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
@@ -78,6 +78,9 @@ class RestoreOptions:
 def _settings(options: RestoreOptions) -> MethodSettings:
     if options.method not in METHODS:
         raise UsageError(f"--method {options.method!r}: choose one of {', '.join(METHODS)}")
+    if options.checkpoints is not None and options.checkpoints.exists() and not options.checkpoints.is_dir():
+        raise UsageError(f"--checkpoints {display_path(options.checkpoints)}: not a folder (it names the folder "
+                         "that holds mask_unet.safetensors and vae.safetensors)")
     if options.tile < MIN_TILE or options.tile % 16:
         raise UsageError(f"--tile {options.tile}: must be a multiple of 16, at least {MIN_TILE}")
     if options.mask_threshold is not None and not 0.0 < options.mask_threshold < 1.0:
@@ -187,6 +190,10 @@ class _Run:
             check_memory(job.source, header, self.method.bytes_per_pixel, self.method.name)
             check_extra_frames(job.source, output, header.frames)
         image = read_image(job.source, max_pixels=opts.max_pixels)
+        try:
+            check_storable(output, image)  # before the models run, not after
+        except InputError as exc:
+            raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
         if image.frames > 1:
             log.warning("%s: holds %d images (pages or frames); only the first is restored into %s",
                         display_path(job.source), image.frames, display_path(output))
@@ -288,7 +295,10 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
             if folder is not None and (removed := remove_partials(folder, owned[folder], walk=walk)):
                 log.info("%s: removed %d unfinished file(s) of an interrupted run", display_path(folder), removed)
         if not jobs:
-            log.warning("no images to restore%s", " in this shard" if shard else "")
+            nested = not options.recursive and any(item.is_dir() and any(p.is_dir() for p in item.iterdir())
+                                                   for item in options.inputs)
+            log.warning("no images to restore%s%s", " in this shard" if shard else "",
+                        " (sub-folders are read with -r)" if nested else "")
         method = METHODS[options.method](settings)  # after the lock: a concurrent run must exit at once
         run = _Run(options, method, json_out)
         summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast)

@@ -312,6 +312,8 @@ def split_indices(count: int, val_fraction: float, val_count: int | None, seed: 
         log.warning("only %d image: validating on the training image", count)
         return list(range(count)), list(range(count))
     n_val = val_count if val_count is not None else max(1, round(count * val_fraction))
+    if n_val >= count:  # asked for all of them: at least one image must train
+        log.warning("%d validation images asked of %d: holding out %d, training on 1", n_val, count, count - 1)
     n_val = min(max(n_val, 1), count - 1)
     order = np.random.default_rng(np.random.SeedSequence([seed, _VAL_STREAM])).permutation(count)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())

@@ -124,11 +124,11 @@ class RunPaths:
                                f"({exc.strerror or exc})") from None
         if not resume and self.last.is_file():
             try:
-                held = f" stopped at step {read_header(self.last)['resume']['step']}"
+                held = f" at step {read_header(self.last)['resume']['step']}"
             except (RestoreError, KeyError, TypeError):
                 held = ""
-            log.warning("%s holds a run%s: this one starts afresh and replaces it (--resume continues it)",
-                        display_path(self.last), held)
+            log.warning("%s holds an earlier run's state%s: this run starts afresh and replaces it "
+                        "(--resume continues that one)", display_path(self.last), held)
 
 
 @dataclasses.dataclass
@@ -236,6 +236,8 @@ def fit(
         recorder.write({"step": step, **means, "steps_per_s": rate, "wall_s": wall_before + now - t0})
         return {**means, "steps_per_s": rate}
 
+    if config.stop_at is not None and config.stop_at > config.steps:
+        log.warning("--stop-at %d is past the run's last step (%d): it runs to the end", config.stop_at, config.steps)
     progress = Progress(config.steps, start, enabled=progress_enabled(), console=stderr_console)
     step, consistent = start, True  # consistent: model and optimizer are not half-way through a step
     try:

@@ -83,6 +83,10 @@ def load_train_state(path, model: nnx.Module, optimizer: nnx.Optimizer, resume_k
     wanted = json.loads(json.dumps(resume_key))
     if saved != wanted:
         diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+        if set(saved) != set(wanted):  # not the same settings at all: the other trainer's run (or version's)
+            shown = ", ".join(diff[:5]) + (f" and {len(diff) - 5} more" if len(diff) > 5 else "")
+            raise UsageError(f"--resume: {name} holds another kind of run: its settings are not this command's "
+                             f"({shown})")
         raise UsageError(f"--resume: {name} was made with different settings ({', '.join(diff)})")
     load_state(model, {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}, name)
     load_state(optimizer, {k[4:]: v for k, v in arrays.items() if k.startswith("opt/")}, name)
