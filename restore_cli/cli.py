@@ -499,7 +499,7 @@ def restore_command(
                                          "4095, then 3. Use 0 for big scans whose defects are hairline-thin.",
                                          show_default=False)
     ] = None,
-    tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16); 2 x tile + 32 is used "
+    tile: Annotated[int, typer.Option(help="Tile side for the networks (multiple of 16, 128 to 1024); 2 x tile + 32 is used "
                                            "where it computes fewer pixels (not with --max-memory).")] = 256,
     max_memory: Annotated[
         Optional[str], typer.Option(help="Memory budget for the networks, e.g. 1.5G: picks tile size and batch.")

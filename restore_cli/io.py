@@ -341,7 +341,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, _NEW_FILE_MODE)
+    # A new file gets what open() would give it; a replaced one keeps its own mode (--in-place on a
+    # private 0600 scan must not make it world-readable).
+    os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.is_file() else _NEW_FILE_MODE)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -530,13 +532,27 @@ def _not_read_because(path: Path) -> str:
     return "not an image file name"
 
 
-def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+def list_images(folder: Path, recursive: bool = False, _seen: set | None = None) -> list[Path]:
     """Image-named entries of ``folder`` in sorted order.
 
     Non-recursive listings include entries that merely *look* like images (a directory
     called ``x.jpg``) so that the batch reports them instead of silently ignoring them.
     Other files are skipped with a warning. Hidden and temporary (``.partial``) files are ignored.
+    A recursive listing enters each real folder once: a symlink back up the tree (``ln -s ..``)
+    is skipped with a warning instead of walked until the path is too long, or, with two such
+    links, for ever.
     """
+    if recursive:
+        _seen = set() if _seen is None else _seen
+        try:
+            info = folder.stat()
+        except OSError:
+            info = None
+        if info is not None:
+            if (info.st_dev, info.st_ino) in _seen:
+                log.warning("%s: skipped (a link to a folder already read)", display_path(folder))
+                return []
+            _seen.add((info.st_dev, info.st_ino))
     found: list[Path] = []
     try:
         entries = sorted(folder.iterdir(), key=lambda p: os.fsencode(p.name))
@@ -546,7 +562,7 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
         if entry.name.startswith("."):
             continue
         if recursive and entry.is_dir():
-            found.extend(list_images(entry, recursive=True))
+            found.extend(list_images(entry, recursive=True, _seen=_seen))
         elif is_image_name(entry):
             found.append(entry)
         elif entry.is_file():

@@ -459,3 +459,59 @@ def test_cli_default_method_is_the_library_default() -> None:
     from restore_cli.restoration.methods import DEFAULT_METHOD, METHODS
 
     assert inspect.signature(restore_command).parameters["method"].default == DEFAULT_METHOD in METHODS
+
+
+# --------------------------------------------------------------------------- second audit (2026-11-29)
+
+
+def test_a_file_restore_did_not_write_is_not_replaced_without_overwrite(tmp_path: Path) -> None:
+    """Before, -o precious.png (or a folder holding an unrelated a.png) was replaced silently."""
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "p00.png").write_bytes(b"someone else's file")
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 3 and statuses(result.stdout) == {"p00.png": "failed", "p01.png": "ok"}
+    assert "exists and was not written by restore (pass --overwrite" in result.stderr
+    assert (tmp_path / "out" / "p00.png").read_bytes() == b"someone else's file"
+    assert restore(src, "-o", tmp_path / "out", "--method", "classical", "--overwrite").exit_code == 0
+    assert io.read_image(tmp_path / "out" / "p00.png").pixels.shape == (24, 32, 3)
+
+
+def test_in_place_keeps_a_private_file_private(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=1, size=24)
+    (src / "p00.png").chmod(0o600)
+    assert restore(src, "-o", src, "--in-place", "--method", "classical").exit_code == 0
+    assert (src / "p00.png").stat().st_mode & 0o777 == 0o600  # before: 0644, readable by everyone
+
+
+def test_recursive_listing_survives_symlink_cycles(tmp_path: Path) -> None:
+    """Two links back up the tree made the walk grow without end (killed by timeout)."""
+    src = tmp_path / "in"
+    folder_of_photos(src / "d", count=1, size=24)
+    (src / "d" / "loop").symlink_to("..")
+    (src / "d" / "loop2").symlink_to("..")
+    result = restore(src, "-r", "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 0 and statuses(result.stdout) == {"p00.png": "ok"}
+    assert "a link to a folder already read" in result.stderr
+
+
+def test_tile_bounds_and_a_changed_tile_redoes_the_file(tmp_path: Path, monkeypatch) -> None:
+    """Before, --tile 8192 aborted the process (std::bad_alloc), and a rerun with another --tile
+    was 'up to date' though the detector's mask depends on the tile."""
+    from restore_cli.restoration import methods
+
+    src = folder_of_photos(tmp_path / "in", count=1, size=24)
+    big = restore(src, "-o", tmp_path / "out", "--tile", "8192")
+    assert big.exit_code == 2 and "from 128 to 1024" in big.stderr
+    default = methods.MethodSettings()
+    assert methods.tiling_recipe(default) == {}
+    assert methods.tiling_recipe(methods.MethodSettings(tile=128)) == {"tile": 128, "large_tiles": True}
+    weights = restore(src, "-o", tmp_path / "out", "--method", "hybrid", "--domain-weights", "Q=1")
+    assert weights.exit_code == 2 and "unknown domain 'Q'" in weights.stderr  # before: accepted by hybrid
+
+
+def test_one_file_given_twice_is_one_file(tmp_path: Path) -> None:
+    src = folder_of_photos(tmp_path / "in", count=1, size=24)
+    result = restore(src / "p00.png", src / ".." / "in" / "p00.png", "-o", tmp_path / "one.png",
+                     "--method", "classical")
+    assert result.exit_code == 0 and (tmp_path / "one.png").is_file()  # before: "the input is 1 files"

@@ -30,7 +30,7 @@ from restore_cli.errors import InputError, UsageError
 from restore_cli.io import IMAGE_SUFFIXES, defect_mask, display_path, read_image
 
 #: ``--format`` choices and the file extension each writes (``same`` keeps the input's).
-FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "tiff": ".tif"}
+FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "tiff": ".tif", "tif": ".tif"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,9 +101,9 @@ def single_output(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Pa
                          "BMP or WebP file, or a folder")
     if output.suffix.lower() not in IMAGE_SUFFIXES or output.is_dir():
         return None
-    if len(inputs) != 1 or inputs[0].is_dir() or len(pairs) != 1:
+    if any(item.is_dir() for item in inputs) or len(pairs) != 1:  # one file given twice is one file
         raise UsageError(f"-o {display_path(output)} names one file, but the input is "
-                         f"{'a folder' if inputs and inputs[0].is_dir() else f'{len(pairs)} files'}: "
+                         f"{'a folder' if any(item.is_dir() for item in inputs) else f'{len(pairs)} files'}: "
                          "give -o a folder for several results")
     if fmt != "same" or suffix or shard:
         raise UsageError(f"-o {display_path(output)} names the result itself: --format, --suffix and --shard "

@@ -40,6 +40,9 @@ CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 MASK_CHECKPOINT = "mask_unet.safetensors"
 DEVICES = ("auto", "cpu", "gpu")
 MIN_TILE = 128
+#: The largest --tile: its large tile (2 x 1024 + 32 px) already needs gigabytes on a GPU; 8192
+#: aborted the process (std::bad_alloc) on a 24 GB machine for a 50x40 image.
+MAX_TILE = 1024
 #: Rough inference memory per tile pixel for the shipped U-Nets (activations + XLA workspace),
 #: used only to turn ``--max-memory`` into a tile size and batch. Deliberately pessimistic.
 BYTES_PER_TILE_PIXEL = 2048
@@ -63,6 +66,17 @@ class MethodSettings:
     device: str = "auto"
     domain_weights: str | None = None  # parsed and validated by the vae method
     checkpoints: Path = CHECKPOINT_DIR
+
+
+def tiling_recipe(settings: MethodSettings) -> dict[str, Any]:
+    """The tile plan, for the recipe of a method whose networks tile the image: the detector's
+    mask depends on the tile size (GroupNorm statistics per tile, see mask_detector.py), so a
+    rerun with another --tile or --max-memory redoes the file. Empty at the defaults, so records
+    made before this (2026-11-29) stay current."""
+    default = MethodSettings()
+    if settings.tile == default.tile and settings.large_tiles == default.large_tiles:
+        return {}
+    return {"tile": settings.tile, "large_tiles": settings.large_tiles}
 
 
 @dataclasses.dataclass
@@ -249,6 +263,7 @@ class Hybrid:
                 recipe["mask_views"] = self.views
             if self.settings.mask_scales != 0:  # absent for none, as before scales existed
                 recipe["mask_scales"] = "auto" if self.settings.mask_scales is None else self.settings.mask_scales
+            recipe.update(tiling_recipe(self.settings))
         return recipe
 
     def predict_mask(self, luma: np.ndarray) -> np.ndarray:

@@ -33,13 +33,14 @@ from restore_cli.io import (
 )
 from restore_cli.log import progress_enabled
 from restore_cli.restoration import sidecar
+from restore_cli.restoration.domain_weights import parse_domain_weights
 from restore_cli.restoration.jobs import (
     Job, check_masks_folder, check_output_folder, check_suffix, locate_user_mask, parse_shard, plan_jobs, read_user_mask,
     single_output,
 )
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
-    DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
+    DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, MAX_TILE, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
 )
 from restore_cli.restoration.tiling import TileListener, tile_progress
 
@@ -81,8 +82,8 @@ def _settings(options: RestoreOptions) -> MethodSettings:
     if options.checkpoints is not None and options.checkpoints.exists() and not options.checkpoints.is_dir():
         raise UsageError(f"--checkpoints {display_path(options.checkpoints)}: not a folder (it names the folder "
                          "that holds mask_unet.safetensors and vae.safetensors)")
-    if options.tile < MIN_TILE or options.tile % 16:
-        raise UsageError(f"--tile {options.tile}: must be a multiple of 16, at least {MIN_TILE}")
+    if not MIN_TILE <= options.tile <= MAX_TILE or options.tile % 16:
+        raise UsageError(f"--tile {options.tile}: must be a multiple of 16 from {MIN_TILE} to {MAX_TILE}")
     if options.mask_threshold is not None and not 0.0 < options.mask_threshold < 1.0:
         raise UsageError(f"--mask-threshold {options.mask_threshold}: must be between 0 and 1")
     if options.mask_views is not None and options.mask_views not in MASK_VIEWS:
@@ -91,6 +92,11 @@ def _settings(options: RestoreOptions) -> MethodSettings:
         raise UsageError(f"--mask-scales {options.mask_scales}: choose one of {', '.join(map(str, MASK_SCALES))}")
     if options.device not in DEVICES:
         raise UsageError(f"--device {options.device!r}: choose one of {', '.join(DEVICES)}")
+    if options.domain_weights:  # validated for every method (the network's methods parse them again)
+        parse_domain_weights(options.domain_weights)
+        if options.method in ("hybrid", "classical"):
+            log.warning("--domain-weights: no effect with --method %s (only the restoration network uses them)",
+                        options.method)
     if options.masks is not None and not options.masks.is_dir():
         raise UsageError(f"--masks {display_path(options.masks)}: no such folder")
     tile, batch = plan_tiles(options.tile, parse_size(options.max_memory) if options.max_memory else None)
@@ -184,6 +190,10 @@ class _Run:
                 and (mask_out is None or mask_out.is_file())):
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
+        if (record is None and not opts.overwrite and output.exists()
+                and output.resolve() != job.source.resolve()):  # not ours: a scan, another tool's result
+            raise InputError(job.source, f"{display_path(output)} exists and was not written by restore "
+                                         "(pass --overwrite to replace it)")
         before = sidecar.snapshot(job.source)
         header = read_header(job.source)  # refusals that need no pixels come before decoding them
         if header is not None:

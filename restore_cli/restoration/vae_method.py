@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -79,10 +78,11 @@ import jax
 import numpy as np
 from flax import nnx
 
-from restore_cli.errors import CheckpointError, UsageError
+from restore_cli.errors import CheckpointError
 from restore_cli.io import display_path
 from restore_cli.models.vae import load_vae
 from restore_cli.restoration.classical import noise_sigma
+from restore_cli.restoration.domain_weights import DEFAULT_DOMAIN_WEIGHTS, parse_domain_weights
 from restore_cli.restoration.colour import luminance, rgb_to_ycc, smooth_chroma, ycc_to_rgb
 from restore_cli.restoration.inference_jit import inference_jit
 from restore_cli.restoration.inpaint import inpaint
@@ -91,44 +91,6 @@ from restore_cli.restoration.tiling import infer_tiled, named_pass, round_up
 log = logging.getLogger("restore.restore")
 
 VAE_CHECKPOINT = "vae.safetensors"
-INPUT_DOMAINS = ("Y", "Z")
-DEFAULT_DOMAIN_WEIGHTS = "Y=0.5,Z=0.5"
-
-
-def parse_domain_weights(
-    text: str | None, domains: tuple[str, ...] = INPUT_DOMAINS, missing: float = 0.0,
-    option: str = "--domain-weights",
-) -> dict[str, float]:
-    """``"Y=0.5,Z=0.5"`` -> ``{"Y": 0.5, "Z": 0.5}``; unnamed domains get ``missing``.
-
-    UsageError (one clear line) for a malformed item, an unknown or repeated domain, a negative
-    or non-finite value, or weights that are all zero.
-    """
-    weights = {d: float(missing) for d in domains}
-    named: set[str] = set()
-    for item in (text or "").split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        key = key.strip().upper()
-        if not sep:
-            raise UsageError(f"{option}: {item.strip()!r} is not DOMAIN=WEIGHT (e.g. {DEFAULT_DOMAIN_WEIGHTS})")
-        if key not in domains:
-            hint = " (X is the clean target, not an input style)" if key == "X" else ""
-            raise UsageError(f"{option}: unknown domain {key!r}{hint}; use {', '.join(domains)}")
-        if key in named:
-            raise UsageError(f"{option}: domain {key} given twice")
-        try:
-            number = float(value)
-        except ValueError:
-            raise UsageError(f"{option}: {key}={value.strip()!r} is not a number") from None
-        if not math.isfinite(number) or number < 0:
-            raise UsageError(f"{option}: {key}={value.strip()} must be a finite number >= 0")
-        weights[key] = number
-        named.add(key)
-    if not any(weights.values()):
-        raise UsageError(f"{option}: the weights are all zero; at least one domain needs a positive weight")
-    return weights
 
 
 #: Detector views (flips/rotations averaged, ``mask_detector.DIHEDRAL``) when ``--mask-views`` is not
@@ -292,10 +254,11 @@ class VAEMethod:
                         display_path(settings.checkpoints))
 
     def recipe(self) -> dict[str, Any]:
+        from restore_cli.restoration import methods
         from restore_cli.restoration.sidecar import file_sha256
 
         recipe = {"method": self.name, "vae_model": file_sha256(self.checkpoint), "domain_weights": self.weights,
-                  "noise_gate": list(NOISE_GATE)}
+                  "noise_gate": list(NOISE_GATE), **methods.tiling_recipe(self.settings)}
         if self.masker is not None:  # the detector runs on the network's output (outputs made before differ)
             recipe.update({k: v for k, v in self.masker.recipe().items() if k != "method"},
                           mask_input="restored, or the scan where the noise gate is closed")
