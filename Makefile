@@ -11,6 +11,7 @@ SHELL  := /bin/bash
 help:
 	@echo "make demo         restore the built-in sample photos with the shipped checkpoints"
 	@echo "make test         run the test suite"
+	@echo "make test-deps    install Chromium for the viewer test where missing (Debian; root or sudo)"
 	@echo "make bench        measure everything the README claims (DATA=$(DATA)); results in bench-results/"
 	@echo "make bench-quick  a short benchmark (< 5 min)"
 	@echo "make checkpoints  retrain the shipped models with fixed seeds (DATA=$(DATA))"

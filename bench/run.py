@@ -65,6 +65,10 @@ def run_sections(ctx: Context, names: list[str]) -> list[SectionResult]:
 
 def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     args = parse_args(argv)
+    if ctx is None and not args.data.is_dir():  # before anything is written: no failure tables over the results
+        print(f"error: --data {args.data}: no such folder (the standard sets: datasets/README.md says where "
+              "they come from)", file=sys.stderr)
+        return 2
     ctx = ctx or Context(data=args.data.resolve(), out=args.out.resolve(), quick=args.quick,
                          models=args.checkpoints.resolve() if args.checkpoints else None)
     ctx.prepare()

@@ -613,8 +613,8 @@ def train_vae(
 ) -> None:
     """Train the VAE family or the latent-translation restorer; print the checkpoint path on stdout.
 
-    Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl and
-    NAME.curves.png. Examples:
+    Beside the checkpoint: NAME.last.safetensors (resumable state), NAME.metrics.jsonl,
+    NAME.steps.jsonl (every step's losses) and NAME.curves.png. Examples:
 
     \b
       restore train-vae --clean train400/ --real old_photos/ --val set12/ -o vae.safetensors

@@ -98,6 +98,9 @@ def test_checkpoints_option_makes_every_restore_run_use_that_folder(dataset: Pat
 
 def test_failing_section_is_recorded_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
     out = tmp_path / "results"
+    missing = main(["--data", str(tmp_path / "nothing-here"), "--out", str(out), "--only", "denoise"])
+    assert missing == 2 and not out.exists()  # no data folder at all: one line, nothing written
+    (tmp_path / "nothing-here").mkdir()  # a data folder without set12/: the section fails, the run goes on
     status = main(["--data", str(tmp_path / "nothing-here"), "--out", str(out), "--only", "denoise"])
     assert status == 1
     doc = json.loads((out / "results.json").read_text())
