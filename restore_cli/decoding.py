@@ -56,6 +56,8 @@ def decode_pillow(im: PILImage.Image) -> tuple[np.ndarray, int]:
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
+    elif mode in ("L", "RGB") and "transparency" in im.info:  # a tRNS colour key is an alpha channel too
+        im = im.convert(mode + "A")
     elif mode == "1":
         im = im.convert("L")
     elif mode == "CMYK":

@@ -626,3 +626,21 @@ def test_pixel_limit_is_configurable(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--max-pixels"):
         io.read_image(path, max_pixels=5_000)
     assert io.read_image(path, max_pixels=10_000).pixels.shape == (100, 100, 1)
+
+
+def test_a_png_colour_key_is_read_as_alpha(tmp_path) -> None:
+    """An RGB or grey PNG with a tRNS colour key is transparent where that colour is: before, the
+    key was dropped and the restored copy was opaque everywhere."""
+    from PIL import Image as PILImage
+
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[1, 2] = (1, 2, 3)
+    PILImage.fromarray(rgb).save(tmp_path / "key.png", transparency=(1, 2, 3))
+    grey = np.full((4, 5), 9, np.uint8)
+    grey[0, 0] = 7
+    PILImage.fromarray(grey).save(tmp_path / "grey_key.png", transparency=7)
+    for name, hole in (("key.png", (1, 2)), ("grey_key.png", (0, 0))):
+        image = io.read_image(tmp_path / name)
+        expected = np.full((4, 5), 255, np.uint8)
+        expected[hole] = 0
+        assert image.alpha is not None and np.array_equal(image.alpha, expected), name

@@ -127,7 +127,7 @@ class _Run:
             log.info("%s -> %s (%.2f s, defects %.2f %%)", display_path(job.source), display_path(output),
                      seconds, 100 * (coverage or 0.0))
         elif status == "skipped":
-            log.info("%s: skipped (%s is up to date)", display_path(job.source), display_path(output))
+            log.info("%s: skipped (%s)", display_path(job.source), error or f"{display_path(output)} is up to date")
 
     def process(self, job: Job) -> bool:
         start = time.perf_counter()
@@ -173,8 +173,11 @@ class _Run:
                                              f"{display_path(first)} (restore them into separate runs)")
         record_file = sidecar.record_path(opts.output, job.rel_output)
         if opts.in_place and job.source.resolve() != output.resolve():
-            # With --in-place --suffix, an earlier run's outputs sit among the inputs: not new work.
+            # With --in-place --suffix, an earlier run's outputs sit among the inputs: not new work
+            # (said in its record and the log: before, --json had no record for them).
             if sidecar.record_path(opts.output, job.rel).is_file():
+                self.emit(job, "skipped", time.perf_counter() - start,
+                          error="an earlier in-place run's result: not restored again")
                 return False
         if not job.source.is_file():
             read_image(job.source)  # raises the precise InputError (missing, a folder, ...)
