@@ -98,8 +98,9 @@ def run_library_call(call: Callable[[], object], verbose: bool = False, quiet: b
     """Run one library call and turn its result or domain error into an exit status.
 
     SIGTERM is handled like Ctrl-C (what is finished stays whole: atomic outputs, and training
-    writes the resumable state of the step it stopped on) and exits with 143, 128 + its number, instead of Python's default of
-    dying where it stands; a SIGTERM the caller set to be ignored stays ignored.
+    writes the resumable state of the step it stopped on) and exits with 143, 128 + its number,
+    instead of Python's default of dying where it stands; a SIGTERM the caller set to be ignored
+    stays ignored.
     """
     setup_logging(verbose=verbose, quiet=quiet)
     previous = signal.getsignal(signal.SIGTERM)

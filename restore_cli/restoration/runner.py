@@ -40,7 +40,8 @@ from restore_cli.restoration.jobs import (
 )
 from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
-    DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, MAX_TILE, METHODS, MIN_TILE, Method, MethodSettings, parse_size, plan_tiles,
+    DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, MAX_TILE, METHODS, MIN_TILE, Method, MethodSettings, parse_size,
+    plan_tiles,
 )
 from restore_cli.restoration.tiling import TileListener, tile_progress
 

@@ -112,7 +112,8 @@ class RunPaths:
         earlier state it replaces."""
         for path in (self.checkpoint, self.last, self.metrics, self.curves):
             if os.path.lexists(path) and not path.is_file():
-                raise UsageError(f"{display_path(path)}: exists and is not a regular file (-o names the checkpoint file)")
+                raise UsageError(f"{display_path(path)}: exists and is not a regular file "
+                                 "(-o names the checkpoint file)")
         folder = self.checkpoint.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
