@@ -413,3 +413,20 @@ def test_sigma_and_overrides_reach_the_manifest(photos, tmp_path):
         record = json.loads(line)
         assert record["params"] == {"local": [], "global": [{"effect": "noise", "sigma": 25.0}]}
         assert record["mask_fraction"] == 0.0
+
+
+def test_what_a_dataset_cannot_keep_is_said_once(tmp_path):
+    """Datasets are 8-bit grey or RGB: alpha and 16-bit depth were dropped without a word."""
+    from restore_cli import io as rio
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba = np.dstack([data.astronaut()[:40, :40], np.full((40, 40), 128, np.uint8)])
+    Image.fromarray(rgba).save(folder / "a.png")
+    Image.fromarray(rgba).save(folder / "b.png")
+    deep = rio.Image(pixels=np.full((40, 40, 1), 0.5, np.float32), bit_depth=16)
+    rio.write_image(folder / "c.png", deep)
+    result = run([str(folder), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("datasets are 8-bit grey or RGB") == 1
+    assert "1 input(s) were 16-bit, written with 8, 2 input(s) lost their alpha channel" in result.stderr

@@ -195,6 +195,7 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
     refuse_overlap([job.path for job in jobs] + inputs, options.out)
     prepare_output(options.out, options.overwrite)
     records: list[dict] = []
+    reduced: dict[str, int] = {}  # "alpha" / "16-bit": how many inputs lost it
     planned = sum(len(job.variations) for job in jobs)
 
     def write(result: JobResult) -> bool:
@@ -209,6 +210,8 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
                 write_bytes_atomic(options.out / folder / name, data)
         except OSError as exc:
             raise RestoreError(f"{display_path(options.out)}: cannot write ({exc.strerror or exc})") from None
+        for what in result.reduced:
+            reduced[what] = reduced.get(what, 0) + 1
         before = len(records)
         records.extend(result.records)
         log.debug("%s: %d sample(s)", job.source, len(result.records))
@@ -238,6 +241,10 @@ def make_dataset(inputs: list[Path], config: DegradeConfig, options: DatasetOpti
         "elapsed_s": round(elapsed, 3),
     }
     write_bytes_atomic(options.out / "summary.json", (json.dumps(report, indent=2) + "\n").encode())
+    if reduced:  # once per run, not per file: a folder of 16-bit scans would repeat it hundreds of times
+        log.warning("datasets are 8-bit grey or RGB: %s", ", ".join(
+            f"{count} input(s) {'lost their alpha channel' if what == 'alpha' else 'were 16-bit, written with 8'}"
+            for what, count in sorted(reduced.items())))
     if not records:  # nothing for a trainer down the pipe: fatal, and no path on stdout
         raise RestoreError(f"{display_path(options.out)}: no samples written ({summary.line('image')})")
     log.info("%d samples from %s in %.1f s", len(records), summary.line("image"), elapsed)

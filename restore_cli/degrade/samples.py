@@ -49,6 +49,7 @@ class JobResult:
     records: list[dict] = dataclasses.field(default_factory=list)
     error: str | None = None  # the input could not be read (an InputError reason)
     skipped: str | None = None  # readable, but not usable with these options
+    reduced: tuple[str, ...] = ()  # what of the input a dataset cannot keep: "alpha", "16-bit"
 
 
 def sample_rng(seed: int, index: int, variation: int) -> np.random.Generator:
@@ -82,6 +83,8 @@ def render_job(job: Job) -> JobResult:
     except InputError as exc:
         result.error = exc.reason
         return result
+    result.reduced = tuple(what for what, lost in (("alpha", image.alpha is not None), ("16-bit", image.bit_depth == 16))
+                           if lost)  # datasets are 8-bit grey or RGB: said once per run by the writer
     pixels = convert_colour(image.pixels, job.colour)
     height, width = pixels.shape[:2]
     if job.size is not None and (height < job.size or width < job.size):
