@@ -83,6 +83,11 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     a 1.2 GB ``--preset cr6`` model. CheckpointError for a missing file, one that is not ours or
     whose header is damaged (damaged *weights* are only found by :func:`read_checkpoint`).
     """
+    return _header_and_metadata(path)[0]
+
+
+def _header_and_metadata(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, str]]:
+    """(header, safetensors ``__metadata__``) of a checkpoint, from its first bytes; see read_header."""
     path = Path(path)
     name = display_path(path)
     if not path.is_file():
@@ -104,31 +109,27 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         header = None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: checkpoint header is missing or corrupt")
-    return header
+    return header, meta
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_checkpoint`: (weights, header). CheckpointError for anything else."""
-    header = read_header(path)  # a missing, foreign or damaged-header file fails here, before the big read
+    # a missing, foreign or damaged-header file fails here, before the big read
+    header, meta = _header_and_metadata(path)
     name = display_path(Path(path))
     try:
-        data = Path(path).read_bytes()
-        arrays = st_load(data)
-        stored = _metadata(data).get("weights_sha256")
+        arrays = st_load(Path(path).read_bytes())
     except (SafetensorError, ValueError, OSError) as exc:
         raise _not_valid(name, exc) from None
-    if stored is not None and stored != weights_digest(arrays):
-        raise CheckpointError(f"{name}: damaged (its weights do not match the checksum written with them)")
-    for key, value in arrays.items():  # files written before the checksum: at least no NaN or infinity
-        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
-            raise CheckpointError(f"{name}: damaged (weight {key} is not finite)")
+    stored = meta.get("weights_sha256")
+    if stored is not None:
+        if stored != weights_digest(arrays):
+            raise CheckpointError(f"{name}: damaged (its weights do not match the checksum written with them)")
+    else:  # files written before the checksum (the shipped ones): at least no NaN or infinity
+        for key, value in arrays.items():
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                raise CheckpointError(f"{name}: damaged (weight {key} is not finite)")
     return arrays, header
-
-
-def _metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file's bytes (read_header has checked its framing)."""
-    header_len = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + header_len]).get("__metadata__") or {}
 
 
 def load_into(model: nnx.Module, arrays: dict[str, np.ndarray], source: str = "checkpoint") -> None:

@@ -114,14 +114,18 @@ def single_output(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Pa
     return Job(source, rel, Path(output.name))
 
 
+def _input_folders(inputs: list[Path], pairs: list[tuple[Path, Path]]) -> set[Path]:
+    """Every folder that holds an input: the folders given, and each input file's own folder."""
+    return {path.resolve().parent for path, _ in pairs if path.exists()} | {
+        item.resolve() for item in inputs if item.is_dir()}
+
+
 def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, recursive: bool, in_place: bool) -> None:
     """UsageError if ``output`` would mix results into the inputs' folders and ``--in-place`` is not given."""
     if in_place:
         return
     target = output.resolve()
-    holders = {path.resolve().parent for path, _ in pairs if path.exists()}
-    holders |= {item.resolve() for item in inputs if item.is_dir()}
-    if target in holders:
+    if target in _input_folders(inputs, pairs):
         raise UsageError(
             f"-o {display_path(output)} is an input folder: results would mix with the originals "
             "(choose another folder, or pass --in-place)"
@@ -144,9 +148,7 @@ def check_masks_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], save_
     if save_masks is None:
         return
     target = save_masks.resolve()
-    holders = {path.resolve().parent for path, _ in pairs if path.exists()}
-    holders |= {item.resolve() for item in inputs if item.is_dir()}
-    if target in holders:
+    if target in _input_folders(inputs, pairs):
         raise UsageError(f"--save-masks {display_path(save_masks)} is an input folder: the masks, named after the "
                          "images, would replace them (choose another folder)")
     if output is not None and target == output.resolve():

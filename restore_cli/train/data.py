@@ -202,10 +202,11 @@ class OnlineSource:
         self._cache = _Cache()
 
     @classmethod
-    def from_folder(cls, folder: Path, config: object, **kwargs) -> OnlineSource:
+    def from_folder(cls, folder: Path, config: object, region: int = 256, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    option: str = "--online") -> OnlineSource:
         if not Path(folder).is_dir():
-            raise UsageError(f"{kwargs.get('option', '--online')} {display_path(folder)}: not a folder of clean images")
-        return cls(usable_images(list_images(Path(folder)), kwargs.get("max_pixels", DEFAULT_MAX_PIXELS)), config, **kwargs)
+            raise UsageError(f"{option} {display_path(folder)}: not a folder of clean images")
+        return cls(usable_images(list_images(Path(folder)), max_pixels), config, region, max_pixels, option)
 
     def __len__(self) -> int:
         return len(self.paths)
