@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer._click import exceptions as click_errors  # typer is pinned: its bundled click's errors
 
 from restore_cli import __version__
 from restore_cli.errors import ExitStatus, RestoreError, UsageError
@@ -647,8 +648,28 @@ def train_vae(
     run_library_call(call, verbose=verbose, quiet=quiet)
 
 
-def main() -> None:
-    app()
+def main(args: list[str] | None = None) -> None:
+    """The ``restore`` entry point: a mistake on the command line is one line on stderr and status 2.
+
+    Typer would print a usage block of four lines or more for it, which breaks the one-line-per-
+    problem logs of cron jobs and pipelines; the help it points to is named in the line instead.
+    Everything else (help, exit statuses of the commands) is Typer's own.
+    """
+    try:
+        status = app(args=args, prog_name="restore", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # bare `restore`: the help, as before
+        exc.show()
+        status = int(ExitStatus.USAGE)
+    except click_errors.ClickException as exc:
+        where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else None
+        hint = f" (see '{where} -h')" if where else ""
+        message = " ".join(exc.format_message().split())
+        stderr_console.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
+        status = exc.exit_code
+    except typer.Abort:  # Ctrl-C or end of input while Typer itself was reading
+        stderr_console.print("interrupted", markup=False)
+        status = 130
+    sys.exit(status if isinstance(status, int) else int(ExitStatus.OK))
 
 
 if __name__ == "__main__":

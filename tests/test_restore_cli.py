@@ -257,6 +257,27 @@ def test_usage_errors_exit_2(tmp_path: Path, extra: list[str], message: str) -> 
     assert result.exit_code == 2 and message in result.stderr
 
 
+def test_command_line_mistakes_are_one_line_from_the_real_entry_point(tmp_path: Path) -> None:
+    """Typer's own usage errors (unknown option, missing -o, unknown command, bad integer) are one
+    line naming the help to read (they were a four-line usage block), status 2; bare ``restore``
+    still shows the help."""
+    def entry(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "restore_cli.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+
+    for args, says in [(["restore", "--bogus", "x", "-o", "y"], "No such option: --bogus"),
+                       (["degrade", "x"], "Missing option '--out'"),
+                       (["restor"], "No such command 'restor'"),
+                       (["restore", "x", "-o", "y", "--tile", "abc"], "Invalid value for '--tile'")]:
+        done = entry(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and says in lines[0], args
+        assert "-h')" in lines[0] and done.stdout == ""
+    bare = entry()
+    assert bare.returncode == 2 and "Usage: restore" in bare.stderr and "Commands" in bare.stderr
+    assert entry("--version").returncode == 0
+
+
 def test_refuses_to_write_into_an_input_folder_unless_in_place(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=2, size=24)
     refused = restore(src, "-o", src, "--method", "classical")
