@@ -24,7 +24,7 @@ from typer._click import exceptions as click_errors  # typer is pinned: its bund
 from restore_cli import __version__
 from restore_cli.errors import ExitStatus, RestoreError, UsageError
 from restore_cli.io import DEFAULT_MAX_PIXELS, read_paths_from_stdin, write_text_stream
-from restore_cli.log import setup_logging, stderr_console
+from restore_cli.log import printable, setup_logging, stderr_console
 
 EXIT_STATUSES_HELP = (
     "Exit status: 0 all done; 1 fatal error; 2 usage error; "
@@ -110,7 +110,7 @@ def run_library_call(call: Callable[[], object], verbose: bool = False, quiet: b
     try:
         status = call()
     except RestoreError as exc:
-        stderr_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        stderr_console.print(f"error: {printable(str(exc))}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(int(exc.status)) from None
     except Terminated:
         stderr_console.print("terminated", markup=False)
@@ -663,7 +663,7 @@ def main(args: list[str] | None = None) -> None:
     except click_errors.ClickException as exc:
         where = exc.ctx.command_path if isinstance(exc, click_errors.UsageError) and exc.ctx else None
         hint = f" (see '{where} -h')" if where else ""
-        message = " ".join(exc.format_message().split())
+        message = printable(" ".join(exc.format_message().split()))
         stderr_console.print(f"error: {message}{hint}", markup=False, highlight=False, soft_wrap=True)
         status = exc.exit_code
     except typer.Abort:  # Ctrl-C or end of input while Typer itself was reading

@@ -8,6 +8,7 @@ stderr is a terminal, so cron gets plain log lines.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 from rich.console import Console
@@ -15,6 +16,29 @@ from rich.logging import RichHandler
 
 logger = logging.getLogger("restore")
 stderr_console = Console(stderr=True, highlight=False)
+
+
+#: C0 controls, DEL and C1 controls: a file name may hold any of them (a newline, an escape sequence).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (a newline as ``\\n``, ESC as ``\\x1b``).
+
+    Every message is one line on stderr so that logs can be read line by line (grep, cron mail); a
+    file name with a newline in it split its line in two, and one with an escape sequence could
+    drive the terminal. --json records keep the true names: JSON escapes them itself.
+    """
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
+
+
+class _OneLine(logging.Filter):
+    """Formats each record's message once and makes it :func:`printable` (tracebacks are left whole)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
@@ -28,6 +52,7 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(_OneLine())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False

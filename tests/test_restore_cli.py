@@ -278,6 +278,22 @@ def test_command_line_mistakes_are_one_line_from_the_real_entry_point(tmp_path: 
     assert entry("--version").returncode == 0
 
 
+def test_file_names_with_control_characters_keep_one_line_per_message(tmp_path: Path) -> None:
+    """A newline or an escape sequence in a file name is written as an escape on stderr (it split
+    the file's log line in two, or drove the terminal); --json keeps the true name."""
+    src = folder_of_photos(tmp_path / "in", count=1, size=24)
+    (src / "p00.png").rename(src / "a\nb.png")
+    (src / "bad\x1b[31mx.png").write_bytes(b"junk")
+    result = restore(src, "-o", tmp_path / "out\nput", "--method", "classical", "--json")
+    assert result.exit_code == 3
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3 and "\x1b" not in result.stderr, lines  # one line per file, one summary
+    assert any("a\\nb.png ->" in line for line in lines) and any("bad\\x1b[31mx.png: not a" in line for line in lines)
+    assert "-> " + str(tmp_path / "out\\nput") in lines[-1]
+    assert statuses(result.stdout) == {"a\nb.png": "ok", "bad\x1b[31mx.png": "failed"}
+    assert (tmp_path / "out\nput" / "a\nb.png").is_file()
+
+
 def test_refuses_to_write_into_an_input_folder_unless_in_place(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=2, size=24)
     refused = restore(src, "-o", src, "--method", "classical")

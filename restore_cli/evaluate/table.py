@@ -7,6 +7,7 @@ import math
 from rich.table import Table
 
 from restore_cli.evaluate.records import MASK_KEYS, EvaluationReport
+from restore_cli.log import printable
 
 #: Above this many records only the per-method means are shown (use --json for the rest).
 MAX_DETAIL_ROWS = 40
@@ -36,7 +37,7 @@ def detail_table(report: EvaluationReport) -> Table:
         for key in MASK_KEYS:
             table.add_column(key, justify="right")
     for rec in report.records:
-        row = [rec.file, rec.method or "(masks only)"]
+        row = [printable(rec.file), printable(rec.method or "(masks only)")]
         if has_ref:
             row += [_psnr(rec.psnr) + (" (Y)" if rec.luminance else ""), _num(rec.ssim)]
         if has_mask:
@@ -59,7 +60,7 @@ def summary_table(report: EvaluationReport) -> Table:
         for key in MASK_KEYS:
             table.add_column(key, justify="right")
     for m in data["methods"]:
-        row = [m["method"] or "(masks only)", str(m["images"])]
+        row = [printable(m["method"] or "(masks only)"), str(m["images"])]
         if report.reference is not None:
             psnr = _psnr(m["psnr_mean"])
             if m["identical"]:

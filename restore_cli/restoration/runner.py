@@ -31,7 +31,7 @@ from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, check_storable, collect_inputs, display_path, read_header,
     read_image, write_gray8, write_image, write_text_stream,
 )
-from restore_cli.log import progress_enabled
+from restore_cli.log import printable, progress_enabled
 from restore_cli.restoration import sidecar
 from restore_cli.restoration.domain_weights import parse_domain_weights
 from restore_cli.restoration.jobs import (
@@ -327,9 +327,9 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     shown = options.output if single is None else options.output / single.rel_output
     line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(shown)}"
     if console is not None:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(printable(line), markup=False, highlight=False, soft_wrap=True)
     else:
-        log.warning("%s", line)
+        log.warning("%s", line)  # made printable by the handler's filter
     return summary.status
 
 
