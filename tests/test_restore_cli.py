@@ -432,6 +432,10 @@ def test_hybrid_without_checkpoint_is_fatal_with_a_hint(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "mask_unet.safetensors" in result.stderr and "make checkpoints" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing left behind (it kept an empty out/.restore/)
+    one = restore(src / "p00.png", "-o", tmp_path / "new" / "x.png", "--method", "hybrid", "--checkpoints",
+                  tmp_path / "none")
+    assert one.exit_code == 1 and not (tmp_path / "new").exists()
 
 
 def test_saved_masks_never_replace_originals_or_results(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ The order of operations is what makes a nightly run over an archive safe:
 1. plan (inputs, output names, shard) and check the folder rules: usage errors before any work;
 2. take the output folder's lock (status 4 at once if another run has it), then remove
    ``.partial`` files a killed run left behind: only a lock holder may do that;
-3. build the method (loads checkpoints; a missing one is fatal, status 1, before any file);
+3. build the method (loads checkpoints; a missing one is fatal, status 1, before any file;
+   where the output folder does not exist yet, this comes first, so nothing is created);
 4. per file: skip it if its sidecar record says the output is current, else read, restore,
    write the output atomically, save the mask, and write the record last.
 
@@ -293,6 +294,9 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
         jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
     check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None)
+    # A folder no other run can hold yet: build the method first, so that a missing or damaged
+    # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
+    method = None if options.output.exists() else METHODS[options.method](settings)
     try:
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -313,7 +317,8 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
                                                    for item in options.inputs)
             log.warning("no images to restore%s%s", " in this shard" if shard else "",
                         " (sub-folders are read with -r)" if nested else "")
-        method = METHODS[options.method](settings)  # after the lock: a concurrent run must exit at once
+        if method is None:  # after the lock: a concurrent run must exit at once
+            method = METHODS[options.method](settings)
         run = _Run(options, method, json_out)
         summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast)
     seconds = time.perf_counter() - started
