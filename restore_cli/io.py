@@ -371,6 +371,25 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def check_output_files(paths: list[Path], what: str) -> None:
+    """Before any long work: each of ``paths`` is absent or a regular file, and its folder exists (it is
+    created) and takes a new file. ``what`` names the option for the message (``-o names the checkpoint
+    file``). UsageError / RestoreError otherwise, so a bad target fails at once, not at the end."""
+    for path in paths:
+        if os.path.lexists(path) and not path.is_file():
+            raise UsageError(f"{display_path(path)}: exists and is not a regular file ({what})")
+    for folder in dict.fromkeys(path.parent for path in paths):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".partial", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = "a file is in the way" if isinstance(exc, (FileExistsError, NotADirectoryError)) else exc.strerror
+            raise RestoreError(f"{display_path(paths[0])}: cannot write in {display_path(folder)} "
+                               f"({reason or exc})") from None
+
+
 def format_for_path(path: str | os.PathLike) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:

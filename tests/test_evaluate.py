@@ -255,6 +255,15 @@ def test_usage_errors_exit_2(folders: dict[str, Path], args: list[str], message:
     assert message in result.stderr and result.stdout == ""
 
 
+def test_an_unwritable_html_page_fails_before_scoring(folders: dict[str, Path]) -> None:
+    """--html under a file was found only after every image was scored, as "File exists"."""
+    blocker = folders["clean"].parent / "a-file"
+    blocker.write_text("x")
+    result = _run(folders["unet"], "--reference", folders["clean"], "--json", "--html", blocker / "report.html")
+    assert result.exit_code == 1 and result.stdout == ""  # no record: nothing was scored
+    assert "a-file/report.html: cannot write in" in result.stderr and "a file is in the way" in result.stderr
+
+
 def test_no_results_and_nothing_piped_is_a_usage_error() -> None:
     result = _run("--reference", ".")
     assert result.exit_code == 2 and "no result folder given" in result.stderr

@@ -21,7 +21,7 @@ from typing import TextIO
 from restore_cli.errors import ExitStatus, RestoreError, UsageError
 from restore_cli.evaluate.compare import evaluate_folders
 from restore_cli.evaluate.records import EvaluationReport, ImageRecord, Method
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, write_text_stream
+from restore_cli.io import DEFAULT_MAX_PIXELS, check_output_files, display_path, write_text_stream
 
 __all__ = ["EvaluationReport", "ImageRecord", "Method", "evaluate_folders", "run_evaluation", "write_json_records"]
 log = logging.getLogger("restore.evaluate")
@@ -68,6 +68,8 @@ def run_evaluation(
         from restore_cli.report.lossplot import load_curve
 
         loaded_curves = [load_curve(path) for path in curves]  # fail on a bad path before scoring
+    if html is not None:
+        check_output_files([Path(html)], "--html names the viewer page")  # before scoring, not after
     report = evaluate_folders(
         list(results), reference=reference, masks=masks, true_masks=true_masks,
         max_pixels=max_pixels, fail_fast=fail_fast,

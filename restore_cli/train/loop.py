@@ -39,8 +39,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,8 +48,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from restore_cli.errors import RestoreError, UsageError
-from restore_cli.io import display_path
+from restore_cli.errors import RestoreError
+from restore_cli.io import check_output_files, display_path
 from restore_cli.log import progress_enabled, stderr_console
 from restore_cli.models.checkpoint import model_arrays, read_header, save_checkpoint
 from restore_cli.train.data import Batch, Prefetcher
@@ -110,19 +108,7 @@ class RunPaths:
         """Before any training: every file of the run can be written (before, a bad ``-o`` failed with
         a traceback at the first checkpoint, the steps up to it lost), and a fresh run says what
         earlier state it replaces."""
-        for path in (self.checkpoint, self.last, self.metrics, self.curves):
-            if os.path.lexists(path) and not path.is_file():
-                raise UsageError(f"{display_path(path)}: exists and is not a regular file "
-                                 "(-o names the checkpoint file)")
-        folder = self.checkpoint.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".partial", dir=folder)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise RestoreError(f"{display_path(self.checkpoint)}: cannot write in {display_path(folder)} "
-                               f"({exc.strerror or exc})") from None
+        check_output_files([self.checkpoint, self.last, self.metrics, self.curves], "-o names the checkpoint file")
         if not resume and self.last.is_file():
             try:
                 held = f" at step {read_header(self.last)['resume']['step']}"
