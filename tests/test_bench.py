@@ -80,6 +80,32 @@ def test_untrained_original_models_get_a_row_that_says_how_to_train_them(tmp_pat
     assert row["note"].endswith("checkpoints/cr6/unet/vae.safetensors not found (make cr6)")
 
 
+def test_an_original_model_measured_before_is_carried_with_a_note_when_its_checkpoint_is_gone(tmp_path: Path) -> None:
+    """A fresh checkout has no cr6 checkpoints (1.2 GB, git-ignored): its make bench kept erasing the
+    last measured row from the committed results."""
+    from bench.sections.denoise import CARRIED, cr6_row
+
+    out = tmp_path / "out"
+    out.mkdir()
+    measured = {"method": "cr6 resblock", "kind": "original family, --preset cr6", "PSNR": 13.12, "SSIM": 0.15,
+                "s_per_image": 0.36, "note": "best checkpoint at step 280 of 690"}
+    previous = {"machine": {"date": "2026-11-28 15:16 UTC", "cpu": "AMD EPYC", "cores": 2},
+                "sections": [{"name": "denoise", "tables": [{"title": "Set12 Gaussian noise σ=25 (12 images)",
+                                                             "rows": [measured]}]}]}
+    (out / "results.json").write_text(json.dumps(previous))
+    ctx = Context(data=tmp_path, out=out, repo=tmp_path)
+    row = cr6_row(ctx, None, "resblock")
+    assert row["PSNR"] == 13.12 and row["SSIM"] == 0.15
+    assert row["note"] == f"{CARRIED} from make bench of 2026-11-28 15:16 UTC on AMD EPYC, 2 cores: " + measured["note"]
+    previous["machine"]["date"] = "2026-11-29 04:00 UTC"  # carried again: the first measurement's note stays
+    previous["sections"][0]["tables"][0]["rows"] = [row]
+    (out / "results.json").write_text(json.dumps(previous))
+    assert cr6_row(ctx, None, "resblock")["note"] == row["note"]
+    assert "PSNR" not in cr6_row(ctx, None, "unet")  # never measured: not available, as before
+    quick = Context(data=tmp_path, out=out, repo=tmp_path, quick=True)
+    assert "PSNR" not in cr6_row(quick, None, "resblock")
+
+
 def test_checkpoints_option_makes_every_restore_run_use_that_folder(dataset: Path, tmp_path: Path) -> None:
     """`python -m bench.run --checkpoints DIR` scores a candidate without touching checkpoints/."""
     from bench.run import parse_args

@@ -14,6 +14,8 @@ speed section reports those).
 
 from __future__ import annotations
 
+import json
+
 from bench.report import Table
 from bench.sections import baselines
 from bench.sections.common import Context, DataSet, clean_subset, degrade_set, score
@@ -117,13 +119,47 @@ def cr6_row(ctx: Context, data: DataSet, arch: str) -> dict:
                             extra=["--checkpoints", folder])
         scores = score(result.output, data.clean)
     except Exception as exc:  # noqa: BLE001 - a missing or broken run is a row that says so
+        earlier = None if (folder / "vae.safetensors").exists() else earlier_cr6_row(ctx, row["method"])
         note = method_unavailable(exc).replace("(make checkpoints)", "(make cr6)")
-        return {**row, "note": note}
+        return earlier or {**row, "note": note}
     done, total = training.get("step"), training.get("config", {}).get("steps")
     machine = training.get("machine", {}) or {}
     where = machine.get("jax_devices") or machine.get("processor") or "?"
     note = f"best checkpoint at step {done} of {total}, {training.get('wall_s', 0) / 3600:.1f} h of training on {where}"
     return {**row, "PSNR": scores["PSNR"], "SSIM": scores["SSIM"], "s_per_image": result.s_per_image, "note": note}
+
+
+def earlier_cr6_row(ctx: Context, method: str) -> dict | None:
+    """``method``'s row in the results this run replaces (OUT/results.json), when it was scored there.
+
+    The cr6 checkpoints are 1.2 GB and git-ignored and ``make cr6`` takes hours, so a fresh
+    checkout has none: without this, each make bench there erased the last measured figure from
+    the committed results. The row is carried with a note that says it was not re-measured, and
+    when and on what it was (a row carried again keeps its first note). Only for the shipped
+    models' full run (not --quick, not --checkpoints).
+    """
+    if ctx.quick or ctx.models is not None:
+        return None
+    try:
+        previous = json.loads((ctx.out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    machine = previous.get("machine") or {}
+    tables = [table for section in previous.get("sections") or [] if section.get("name") == NAME
+              for table in section.get("tables") or []]
+    for table in tables:
+        for old in table.get("rows") or []:
+            if old.get("method") == method and old.get("PSNR") is not None and f"={CR6_SIGMA} " in table["title"]:
+                note = old.get("note") or ""
+                if not note.startswith(CARRIED):
+                    note = (f"{CARRIED} from make bench of {machine.get('date', '?')} on {machine.get('cpu', '?')}, "
+                            f"{machine.get('cores', '?')} cores: {note}")
+                return {**old, "note": note}
+    return None
+
+
+#: How a row copied from the previous results begins its note.
+CARRIED = "not re-measured (checkpoint not here):"
 
 
 def _slug(name: str) -> str:
