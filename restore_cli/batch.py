@@ -22,6 +22,7 @@ class BatchSummary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    not_tried: int = 0  # left when --fail-fast stopped the batch
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -34,6 +35,8 @@ class BatchSummary:
             parts.append(f"{self.skipped} skipped")
         if self.failed:
             parts.append(f"{self.failed} failed")
+        if self.not_tried:
+            parts.append(f"{self.not_tried} not tried (--fail-fast)")
         return ", ".join(parts)
 
 
@@ -41,10 +44,13 @@ def run_batch(
     items: Iterable[T],
     process: Callable[[T], bool | None],
     fail_fast: bool = False,
+    total: int | None = None,
 ) -> BatchSummary:
     """Call ``process`` on each item. It returns False for "skipped" and raises InputError to fail one item.
 
-    With ``fail_fast`` the first failure stops the batch (the summary still counts it).
+    With ``fail_fast`` the first failure stops the batch (the summary still counts it, and with
+    ``total``, the number of items, says how many were not tried: before, a --fail-fast run's
+    summary left a reader to guess whether the batch had been finished).
     """
     summary = BatchSummary()
     for item in items:
@@ -55,6 +61,8 @@ def run_batch(
             summary.errors.append(str(exc))
             log.error("%s", exc)
             if fail_fast:
+                if total is not None:
+                    summary.not_tried = total - summary.done - summary.skipped - summary.failed
                 break
             continue
         if result is False:

@@ -424,6 +424,9 @@ def test_bad_files_fail_alone_with_status_3_and_fail_fast_stops(tmp_path: Path) 
     assert "notes.txt" in result.stderr  # skipped with a warning
     fast = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--fail-fast", "--json")
     assert fast.exit_code == 3 and list(statuses(fast.stdout).values()) == ["failed"]
+    # the two it never reached are counted, so a reader knows the batch was not finished
+    assert records(fast.stdout)[-1]["not_tried"] == 2 and "1 failed, 2 not tried (--fail-fast)" in fast.stderr
+    assert records(result.stdout)[-1]["not_tried"] == 0
 
 
 def test_hybrid_without_checkpoint_is_fatal_with_a_hint(tmp_path: Path) -> None:

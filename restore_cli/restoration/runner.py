@@ -320,13 +320,15 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         if method is None:  # after the lock: a concurrent run must exit at once
             method = METHODS[options.method](settings)
         run = _Run(options, method, json_out)
-        summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast)
+        summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast,
+                            total=len(jobs))
     seconds = time.perf_counter() - started
     log.debug("%s: %d model compilation(s), tile %d, batch %d", method.name, method.compile_count(),
               settings.tile, settings.batch)
     if json_out is not None:
         write_text_stream(json_out, json.dumps({
             "summary": True, "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
+            "not_tried": summary.not_tried,
             "seconds": round(seconds, 3), "compile_count": method.compile_count(), "status": int(summary.status),
         }) + "\n", "the --json records")
     shown = options.output if single is None else options.output / single.rel_output
