@@ -16,7 +16,7 @@ import pytest
 
 from restore_cli.errors import CheckpointError, RestoreError, UsageError
 from restore_cli.io import Image, write_gray8, write_image
-from restore_cli.models.checkpoint import read_checkpoint, read_header
+from restore_cli.models.checkpoint import read_checkpoint, read_header, save_checkpoint
 from restore_cli.models.unet import UNetConfig
 from restore_cli.restoration.mask_detector import MaskDetector
 from restore_cli.train import data, mask
@@ -552,6 +552,14 @@ def test_unwritable_outputs_are_refused_before_training(folder, tmp_path, monkey
         with pytest.raises(RestoreError, match=error):
             train_mask(folder, out, TINY)
     assert Path(os.devnull).is_char_device()
+    photo = tmp_path / "photo.png"  # before: replaced by the checkpoint without a word
+    photo.write_bytes(b"\x89PNG not a checkpoint")
+    vae = tmp_path / "vae.safetensors"  # another kind of model: replaced too
+    save_checkpoint(vae, {"w": np.zeros(2, np.float32)}, {"kind": "vae"})
+    for out, error in ((photo, "exists and is not a restore checkpoint"), (vae, "is a 'vae' checkpoint, not 'mask-unet'")):
+        with pytest.raises(RestoreError, match=error):
+            train_mask(folder, out, TINY)
+    assert photo.read_bytes() == b"\x89PNG not a checkpoint"
 
 
 def test_a_fresh_run_says_it_replaces_a_stopped_one(folder, tmp_path, caplog):

@@ -48,7 +48,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from restore_cli.errors import RestoreError
+from restore_cli.errors import RestoreError, UsageError
 from restore_cli.io import check_output_files, display_path
 from restore_cli.log import progress_enabled, stderr_console
 from restore_cli.models.checkpoint import model_arrays, read_header, save_checkpoint
@@ -104,11 +104,21 @@ class RunPaths:
     def curves(self) -> Path:
         return self._beside(".curves.png")
 
-    def check(self, resume: bool) -> None:
+    def check(self, resume: bool, kind: str | None = None) -> None:
         """Before any training: every file of the run can be written (before, a bad ``-o`` failed with
-        a traceback at the first checkpoint, the steps up to it lost), and a fresh run says what
-        earlier state it replaces."""
+        a traceback at the first checkpoint, the steps up to it lost), ``-o`` does not name a file that
+        is not this trainer's checkpoint (a photo, or another kind of model, was replaced without a
+        word), and a fresh run says what earlier state it replaces."""
         check_output_files([self.checkpoint, self.last, self.metrics, self.curves], "-o names the checkpoint file")
+        if self.checkpoint.is_file():
+            try:
+                found = read_header(self.checkpoint).get("kind")
+            except RestoreError:
+                found = "not a restore checkpoint"
+            if kind is not None and found != kind:
+                what = found if found == "not a restore checkpoint" else f"a {found!r} checkpoint, not {kind!r}"
+                raise UsageError(f"-o {display_path(self.checkpoint)}: exists and is {what}; refusing to replace "
+                                 "it (choose another name, or remove it first)")
         if not resume and self.last.is_file():
             try:
                 held = f" at step {read_header(self.last)['resume']['step']}"

@@ -452,7 +452,7 @@ def train_mask(
     so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
     at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
-    RunPaths(Path(checkpoint)).check(resume)
+    RunPaths(Path(checkpoint)).check(resume, kind=KIND)
     started_from = None
     if config.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
         model, init_header = load_model(config.init, KIND, build_unet)

@@ -193,7 +193,7 @@ def train_vae(
     so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
     at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
-    RunPaths(Path(checkpoint)).check(resume)
+    RunPaths(Path(checkpoint)).check(resume, kind=KIND)
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
     spe = batches.steps_per_epoch
