@@ -459,6 +459,17 @@ def test_saved_masks_never_replace_originals_or_results(tmp_path: Path) -> None:
     assert single.exit_code == 3 and "its mask would overwrite its result" in single.stderr
     bad_suffix = restore(src, "-o", tmp_path / "out3", "--method", "classical", "--suffix", "/../x")
     assert bad_suffix.exit_code == 2 and "--suffix" in bad_suffix.stderr
+    # the user's own masks (they were replaced by binarised predictions), and a file (every image
+    # was restored, then failed at its mask, so a rerun refused the results as "not written by restore")
+    drawn = _masks_for(src, tmp_path)
+    before = {p.name: p.read_bytes() for p in drawn.iterdir()}
+    own = restore(src, "-o", tmp_path / "out4", "--method", "classical", "--masks", drawn, "--save-masks", drawn)
+    assert own.exit_code == 2 and "is the --masks folder" in own.stderr
+    assert {p.name: p.read_bytes() for p in drawn.iterdir()} == before
+    (tmp_path / "notes.txt").write_text("x")
+    to_file = restore(src, "-o", tmp_path / "out5", "--method", "classical", "--save-masks", tmp_path / "notes.txt")
+    assert to_file.exit_code == 2 and "exists and is not a folder" in to_file.stderr
+    assert not (tmp_path / "out5").exists()
 
 
 def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:

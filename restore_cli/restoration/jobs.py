@@ -140,13 +140,18 @@ def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], outp
 
 
 def check_masks_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], save_masks: Path | None,
-                       output: Path | None) -> None:
+                       output: Path | None, user_masks: Path | None = None) -> None:
     """UsageError if ``--save-masks`` would write over originals or results: masks are PNGs named
     after the inputs, so in an input folder they replace ``x.png`` itself (even with --in-place),
     and in the output folder the restored ``x.png`` (``output`` None: one file's result, which
     the runner compares with its mask path itself)."""
     if save_masks is None:
         return
+    if save_masks.exists() and not save_masks.is_dir():
+        raise UsageError(f"--save-masks {display_path(save_masks)}: exists and is not a folder")
+    if user_masks is not None and save_masks.resolve() == user_masks.resolve():
+        raise UsageError(f"--save-masks {display_path(save_masks)} is the --masks folder: the masks written would "
+                         "replace the ones given (choose another folder)")
     target = save_masks.resolve()
     if target in _input_folders(inputs, pairs):
         raise UsageError(f"--save-masks {display_path(save_masks)} is an input folder: the masks, named after the "

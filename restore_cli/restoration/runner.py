@@ -293,7 +293,8 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     else:
         check_output_folder(options.inputs, pairs, options.output, options.recursive, options.in_place)
         jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
-    check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None)
+    check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None,
+                       options.masks)
     # A folder no other run can hold yet: build the method first, so that a missing or damaged
     # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
     method = None if options.output.exists() else METHODS[options.method](settings)
