@@ -145,6 +145,14 @@ def check_open_range(option: str, value: float | None, low: float, high: float =
         raise UsageError(f"{option} must be {bound}, got {value:g}")
 
 
+def check_finite(option: str, value: float | None, minimum: float = -math.inf) -> None:
+    """UsageError unless ``value`` (when given) is a finite number at least ``minimum``: NaN and
+    infinity ran and then failed as "diverged", or were written into a checkpoint's JSON header."""
+    if value is not None and not (math.isfinite(value) and value >= minimum):
+        raise UsageError(f"{option} must be a finite number{'' if math.isinf(minimum) else f' >= {minimum:g}'}, "
+                         f"got {value:g}")
+
+
 def paths_or_stdin(given: list[Path] | None, what: str, required: bool = True) -> list[Path]:
     """The paths given on the command line, else those piped on stdin (one per line).
 
@@ -431,6 +439,7 @@ def train_mask(
             raise UsageError(f"--preset: unknown preset {preset!r} (choose from {', '.join(MASK_PRESETS)})")
         check_open_range("--lr", lr, 0.0)
         check_open_range("--val-fraction", val_fraction, 0.0, 1.0)
+        check_open_range("--epochs", epochs, 0.0)
         given = {"epochs": epochs, "steps": steps, "batch": batch, "crop": crop, "lr": lr, "loss": loss,
                  "val_fraction": val_fraction, "val_images": val_count, "checkpoint_every": checkpoint_every,
                  "init": None if init is None else str(init), "split_seed": split_seed,
@@ -631,6 +640,11 @@ def train_vae(
         from restore_cli.train.vae_config import resolve
 
         check_open_range("--lr", lr, 0.0)
+        check_finite("--beta-start", beta_start, 0.0)
+        check_finite("--beta-max", beta_max, 0.0)
+        check_open_range("--anneal-epochs", anneal_epochs, 0.0)
+        if degrade is not None and clean is None:
+            raise UsageError("--degrade draws online damage for --clean; a DATASET brings its own (leave it out)")
         weights = None
         if domain_weight is not None:
             parsed = parse_domain_weights(domain_weight, ("X", "Y", "Z"), missing=1.0, option="--domain-weight")

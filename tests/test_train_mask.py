@@ -714,6 +714,8 @@ def test_detector_coarse_levels_by_default_follow_the_image_size(trained):
     (["--lr", "0"], "--lr must be above 0"),
     (["--val-fraction", "1.5"], "--val-fraction must be between 0 and 1"),  # before: accepted
     (["--seed", "-1"], "--seed"),  # before: a numpy traceback
+    (["--epochs", "nan"], "--epochs must be above 0, got nan"),  # before: a traceback
+    (["--epochs", "inf"], "--epochs must be above 0, got inf"),
 ])
 def test_cli_refuses_bad_numbers_before_training(folder, tmp_path, args, message):
     from typer.testing import CliRunner

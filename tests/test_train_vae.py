@@ -165,6 +165,18 @@ def test_data_errors_name_train_vae_s_own_options(folder, tmp_path):
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
+def test_bad_schedule_values_and_a_misplaced_degrade_are_refused(folder, tmp_path):
+    """Before: --beta-max nan trained to "diverged" (status 1), --anneal-epochs nan wrote NaN into the
+    checkpoint's JSON header, and --degrade with a DATASET was ignored (an unknown preset too)."""
+    for args, message in ((["--beta-max", "nan"], "--beta-max must be a finite number >= 0, got nan"),
+                          (["--beta-start", "-1"], "--beta-start must be a finite number >= 0, got -1"),
+                          (["--anneal-epochs", "nan"], "--anneal-epochs must be above 0, got nan"),
+                          (["--degrade", "foo"], "--degrade draws online damage for --clean")):
+        result = _invoke(str(folder), "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny", *args)
+        assert result.exit_code == 2 and message in result.stderr, result.output
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_fine_tune_from_a_checkpoint_on_a_mixture_without_the_mask(folder, tmp_path):
     first = tmp_path / "a.safetensors"  # seed 1: a fresh seed-0 model would start elsewhere
     assert _invoke(str(folder), "-o", str(first), "--preset", "tiny", "--steps", "2", "--seed", "1", "-q").exit_code == 0
