@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from restore_cli.cli import app
@@ -163,6 +164,18 @@ def test_data_errors_name_train_vae_s_own_options(folder, tmp_path):
                           (["--clean", str(tmp_path / "empty")], "--clean: no clean images found")):
         result = _invoke(*args, "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny")
         assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_val_images_too_small_for_ssim_are_left_out_up_front(tmp_path, caplog):
+    """Before: a 7x5 --val image ended a finished run with an SSIM traceback and no checkpoint."""
+    val = tmp_path / "val"
+    val.mkdir()
+    PILImage.fromarray(np.zeros((5, 7), np.uint8)).save(val / "tiny.png")
+    with pytest.raises(UsageError, match="no image of at least 7x7 pixels"):
+        val_folder_pairs(val, 25, 0, 10**8)
+    PILImage.fromarray(np.full((8, 9), 90, np.uint8)).save(val / "ok.png")
+    assert [clean.shape[:2] for _, clean in val_folder_pairs(val, 25, 0, 10**8)] == [(8, 9)]
+    assert "tiny.png: skipped (--val images need at least 7x7 pixels" in caplog.text
 
 
 def test_bad_schedule_values_and_a_misplaced_degrade_are_refused(folder, tmp_path):

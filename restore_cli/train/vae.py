@@ -31,7 +31,7 @@ import numpy as np
 from flax import nnx
 
 from restore_cli.errors import UsageError
-from restore_cli.evaluate.metrics import psnr, ssim
+from restore_cli.evaluate.metrics import SSIM_WIN_SIZE, psnr, ssim
 from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image, usable_images
 from restore_cli.models.vae import KIND, build_model, load_vae
 from restore_cli.models.vae_blocks import parameter_count
@@ -124,9 +124,15 @@ def val_folder_pairs(folder: Path, sigma: float, seed: int, max_pixels: int) -> 
     pairs = []
     for i, path in enumerate(paths):
         clean = data.to_luma(read_image(path, max_pixels).pixels)
+        if min(clean.shape[:2]) < SSIM_WIN_SIZE:  # before: a traceback from SSIM after all the training
+            log.warning("%s: skipped (--val images need at least %dx%d pixels for SSIM)", display_path(path),
+                        SSIM_WIN_SIZE, SSIM_WIN_SIZE)
+            continue
         rng = np.random.default_rng(np.random.SeedSequence([seed, _VAL_NOISE_STREAM, i]))
         noisy = clean + rng.normal(0.0, sigma / 255.0, clean.shape).astype(np.float32)
         pairs.append((np.clip(noisy, 0.0, 1.0), clean))
+    if not pairs:
+        raise UsageError(f"--val {display_path(folder)}: no image of at least {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} pixels")
     return pairs
 
 
