@@ -104,6 +104,8 @@ def test_luminance_uses_bt601_weights() -> None:
     assert luma[:, 0, 0] == pytest.approx([0.299, 0.587, 0.114])
     grey = np.random.default_rng(0).random((2, 2, 1))
     assert np.array_equal(metrics.luminance(grey), grey)  # one channel: unchanged
+    as_rgb = np.repeat(np.float32(np.arange(256).reshape(16, 16, 1) / 255), 3, axis=2)
+    assert np.array_equal(metrics.luminance(as_rgb), as_rgb[:, :, :1])  # grey saved as RGB: exact (was 327 dB)
     with pytest.raises(ValueError, match="4-channel"):
         metrics.luminance(np.zeros((2, 2, 4)))
 

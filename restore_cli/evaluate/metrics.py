@@ -35,13 +35,18 @@ def _as_hwc(a: np.ndarray) -> np.ndarray:
 
 
 def luminance(a: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB -> (H, W, 1) BT.601 luma; one-channel images are returned unchanged."""
+    """(H, W, 3) RGB -> (H, W, 1) BT.601 luma; one-channel images are returned unchanged.
+
+    A grey pixel (R = G = B) keeps its value exactly: the weighted sum rounds it, and a grey image
+    saved as RGB scored 327 dB against its own grey original instead of counting as identical.
+    """
     a = _as_hwc(a)
     if a.shape[2] == 1:
         return a
     if a.shape[2] != 3:
         raise ValueError(f"cannot take the luminance of a {a.shape[2]}-channel image")
-    return (a @ LUMA_WEIGHTS)[:, :, None]
+    grey = (a[:, :, 0] == a[:, :, 1]) & (a[:, :, 1] == a[:, :, 2])
+    return np.where(grey, a[:, :, 0], a @ LUMA_WEIGHTS)[:, :, None]
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
