@@ -551,7 +551,7 @@ def _not_read_because(path: Path) -> str:
     return "not an image file name"
 
 
-def list_images(folder: Path, recursive: bool = False, _seen: set | None = None) -> list[Path]:
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     """Image-named entries of ``folder`` in sorted order.
 
     Non-recursive listings include entries that merely *look* like images (a directory
@@ -559,19 +559,33 @@ def list_images(folder: Path, recursive: bool = False, _seen: set | None = None)
     Other files are skipped with a warning. Hidden and temporary (``.partial``) files are ignored.
     A recursive listing enters each real folder once: a symlink back up the tree (``ln -s ..``)
     is skipped with a warning instead of walked until the path is too long, or, with two such
-    links, for ever.
+    links, for ever. Links to folders are entered after the whole real tree, so a folder reached
+    both ways keeps its real path (before, ``a_link -> z_real`` read z_real's files under
+    a_link/ and skipped the real folder as "a link").
     """
-    if recursive:
-        _seen = set() if _seen is None else _seen
+    if not recursive:
+        return _list_folder(folder, None, None)
+    seen: set[tuple[int, int]] = set()
+    links: list[Path] = []
+    found = _list_folder(folder, seen, links)
+    while links:
+        found.extend(_list_folder(links.pop(0), seen, links))
+    return sorted(found, key=lambda p: [os.fsencode(part) for part in p.relative_to(folder).parts])
+
+
+def _list_folder(folder: Path, seen: set | None, links: list[Path] | None) -> list[Path]:
+    """One folder of :func:`list_images`; with ``seen`` (recursive), its real sub-folders too, and
+    the linked ones appended to ``links`` for later."""
+    if seen is not None:
         try:
             info = folder.stat()
         except OSError:
             info = None
         if info is not None:
-            if (info.st_dev, info.st_ino) in _seen:
+            if (info.st_dev, info.st_ino) in seen:
                 log.warning("%s: skipped (a link to a folder already read)", display_path(folder))
                 return []
-            _seen.add((info.st_dev, info.st_ino))
+            seen.add((info.st_dev, info.st_ino))
     found: list[Path] = []
     try:
         entries = sorted(folder.iterdir(), key=lambda p: os.fsencode(p.name))
@@ -580,8 +594,11 @@ def list_images(folder: Path, recursive: bool = False, _seen: set | None = None)
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        if recursive and entry.is_dir():
-            found.extend(list_images(entry, recursive=True, _seen=_seen))
+        if seen is not None and entry.is_dir():
+            if entry.is_symlink():
+                links.append(entry)
+            else:
+                found.extend(_list_folder(entry, seen, links))
         elif is_image_name(entry):
             found.append(entry)
         elif entry.is_file():
@@ -593,10 +610,12 @@ def collect_inputs(inputs: list[Path], recursive: bool = False) -> list[tuple[Pa
     """Expand files and folders to ``(path, relative output path)`` pairs, in sorted order.
 
     A folder's images keep their path relative to that folder (so ``--recursive`` mirrors
-    the tree); a file given directly keeps only its name. Duplicates are dropped.
+    the tree); a file given directly keeps only its name. Duplicates are dropped with a warning;
+    of a file reached through a link and by its real path, the real path is kept (before, the
+    link's name was restored and the real file went unmentioned).
     """
     pairs: list[tuple[Path, Path]] = []
-    seen: set[Path] = set()
+    seen: dict[Path, int] = {}
     for item in inputs:
         if item.is_dir() and not is_image_name(item):
             members = [(p, p.relative_to(item)) for p in list_images(item, recursive)]
@@ -607,9 +626,22 @@ def collect_inputs(inputs: list[Path], recursive: bool = False) -> list[tuple[Pa
         for path, rel in members:
             key = path.resolve() if path.exists() else path
             if key not in seen:
-                seen.add(key)
+                seen[key] = len(pairs)
                 pairs.append((path, rel))
+                continue
+            kept = pairs[seen[key]][0]
+            if _through_link(kept) and not _through_link(path):
+                pairs[seen[key]], path = (path, rel), kept
+            log.warning("%s: skipped (the same file as %s)", display_path(path), display_path(pairs[seen[key]][0]))
     return pairs
+
+
+def _through_link(path: Path) -> bool:
+    """Whether ``path`` reaches its file through a symbolic link (its own name or a folder's)."""
+    try:
+        return path.resolve() != path.absolute()
+    except OSError:
+        return False
 
 
 def read_paths_from_stdin(stream) -> list[Path]:

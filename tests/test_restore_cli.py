@@ -551,6 +551,24 @@ def test_recursive_listing_survives_symlink_cycles(tmp_path: Path) -> None:
     assert "a link to a folder already read" in result.stderr
 
 
+def test_recursive_listing_keeps_real_paths_over_links(tmp_path: Path) -> None:
+    """Before, a link to a folder sorted before it was read instead of the real folder (which was
+    skipped as "a link"), and a linked file was restored under the link's name, the real one unmentioned."""
+    src = tmp_path / "in"
+    folder_of_photos(src / "z_real", count=1, size=24)
+    (src / "a_link").symlink_to("z_real")
+    folder_of_photos(src, count=1, size=24)  # in/p00.png
+    (src / "b").mkdir()
+    (src / "b" / "alias.png").symlink_to("../p00.png")
+    result = restore(src, "-r", "-o", tmp_path / "out", "--method", "classical", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(r["input"] for r in records(result.stdout) if "input" in r) == [str(src / "p00.png"),
+                                                                                str(src / "z_real" / "p00.png")]
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+        "p00.png", "z_real/p00.png"]
+    assert "b/alias.png: skipped (the same file as" in result.stderr and "a_link: skipped (a link" in result.stderr
+
+
 def test_tile_bounds_and_a_changed_tile_redoes_the_file(tmp_path: Path, monkeypatch) -> None:
     """Before, --tile 8192 aborted the process (std::bad_alloc), and a rerun with another --tile
     was 'up to date' though the detector's mask depends on the tile."""
