@@ -551,6 +551,21 @@ def test_recursive_listing_survives_symlink_cycles(tmp_path: Path) -> None:
     assert "a link to a folder already read" in result.stderr
 
 
+def test_a_result_retouched_since_it_was_written_is_not_replaced(tmp_path: Path) -> None:
+    """Before, a rerun replaced a retouched result without a word (status 0)."""
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    out = tmp_path / "out"
+    assert restore(src, "-o", out, "--method", "classical").exit_code == 0
+    retouched = b"retouched by hand"
+    (out / "p00.png").write_bytes(retouched)
+    again = restore(src, "-o", out, "--method", "classical", "--json")
+    assert again.exit_code == 3 and statuses(again.stdout) == {"p00.png": "failed", "p01.png": "skipped"}
+    assert "p00.png was changed since restore wrote it (pass --overwrite" in again.stderr
+    assert (out / "p00.png").read_bytes() == retouched
+    forced = restore(src, "-o", out, "--method", "classical", "--overwrite")
+    assert forced.exit_code == 0 and (out / "p00.png").read_bytes() != retouched
+
+
 def test_recursive_listing_keeps_real_paths_over_links(tmp_path: Path) -> None:
     """Before, a link to a folder sorted before it was read instead of the real folder (which was
     skipped as "a link"), and a linked file was restored under the link's name, the real one unmentioned."""

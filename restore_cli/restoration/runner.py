@@ -195,10 +195,13 @@ class _Run:
                 and (mask_out is None or mask_out.is_file())):
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
-        if (record is None and not opts.overwrite and output.exists()
-                and output.resolve() != job.source.resolve()):  # not ours: a scan, another tool's result
-            raise InputError(job.source, f"{display_path(output)} exists and was not written by restore "
-                                         "(pass --overwrite to replace it)")
+        if not opts.overwrite and output.exists() and output.resolve() != job.source.resolve():
+            if record is None:  # not ours: a scan, another tool's result
+                raise InputError(job.source, f"{display_path(output)} exists and was not written by restore "
+                                             "(pass --overwrite to replace it)")
+            if sidecar.edited_since(record, output):  # ours, then retouched: the edit would be lost
+                raise InputError(job.source, f"{display_path(output)} was changed since restore wrote it "
+                                             "(pass --overwrite to replace it)")
         before = sidecar.snapshot(job.source)
         header = read_header(job.source)  # refusals that need no pixels come before decoding them
         if header is not None:

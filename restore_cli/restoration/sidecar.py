@@ -13,7 +13,8 @@ file is hashed and still skipped if its bytes are the same.
 
 The record is written after the output (both atomically): a run killed between the two
 leaves an output without a record, which the next run simply redoes. ``output_sha256``
-lets an in-place run recognise its own output when it comes back as an input.
+lets an in-place run recognise its own output when it comes back as an input, and a rerun
+refuse (without --overwrite) an output edited since it was written, as it refuses one it never wrote.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Pat
     # An in-place run's output *is* the next run's input: recognise it instead of restoring twice.
     same_file = input_path.resolve() == output_path.resolve()
     return same_file and file_sha256(input_path) == record.get("output_sha256")
+
+
+def edited_since(record: dict[str, Any] | None, output_path: Path) -> bool:
+    """True when ``output_path`` exists and is not the file the record says restore wrote there: the
+    user retouched the result (or another tool replaced it), which a rerun must not throw away."""
+    return bool(record) and output_path.is_file() and not _unchanged(
+        output_path, record.get("output"), record.get("output_sha256"))
 
 
 def snapshot(input_path: Path) -> dict[str, Any]:
