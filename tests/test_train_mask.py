@@ -122,6 +122,10 @@ def test_a_degrade_folder_leaves_out_a_sample_with_a_broken_file(folder, tmp_pat
     (copy / "masks" / names[0]).write_bytes(full[: len(full) // 2])  # a sound header over truncated data
     source = data.PairSource(copy)
     assert source.names == names[1:] and f"{names[0]}: skipped (corrupt" in caplog.text
+    # a mask of another size: left out up front (it stopped the run, status 2, at the batch that drew it)
+    write_gray8(copy / "masks" / names[1], np.zeros((10, 10), np.uint8))
+    assert data.PairSource(copy).names == names[2:]
+    assert f"{names[1]}: skipped (differs in size between clean/, degraded/ and masks/)" in caplog.text
 
 
 def test_online_batches_are_fresh_but_reproducible(folder):

@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from restore_cli.errors import UsageError
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_image, usable_images
+from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_header, read_image, usable_images
 from restore_cli.restoration.tiling import pad_to
 from restore_cli.train.prefetch import Prefetcher  # noqa: F401  (part of this module's API)
 
@@ -150,11 +150,21 @@ class PairSource:
         # file is left out by name here instead of stopping the run at the batch that draws it.
         readable = [{p.name for p in usable_images([self.root / sub / n for n in self.names], max_pixels)}
                     for sub in ("degraded", "clean", "masks")]
-        self.names = [n for n in self.names if all(n in names for names in readable)]
+        self.names = [n for n in self.names if all(n in names for names in readable) and self._same_size(n)]
         if not self.names:
             raise UsageError(f"{display_path(self.root / 'degraded')}: no images")
         self.max_pixels = max_pixels
         self._cache = _Cache()
+
+    def _same_size(self, name: str) -> bool:
+        """Whether the sample's three files agree in size (checked from their headers up front: a
+        mismatched one stopped a run hours in, at the batch that first drew it)."""
+        sizes = {(h.width, h.height) if (h := read_header(self.root / sub / name)) else None
+                 for sub in ("degraded", "clean", "masks")}
+        if len(sizes) > 1:
+            log.warning("%s: skipped (differs in size between clean/, degraded/ and masks/)",
+                        display_path(self.root / "degraded" / name))
+        return len(sizes) == 1
 
     def __len__(self) -> int:
         return len(self.names)
