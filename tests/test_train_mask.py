@@ -126,6 +126,9 @@ def test_a_degrade_folder_leaves_out_a_sample_with_a_broken_file(folder, tmp_pat
     write_gray8(copy / "masks" / names[1], np.zeros((10, 10), np.uint8))
     assert data.PairSource(copy).names == names[2:]
     assert f"{names[1]}: skipped (differs in size between clean/, degraded/ and masks/)" in caplog.text
+    (copy / "summary.json").write_text('{"state": "unfinished"}')  # a degrade run stopped half-way
+    with pytest.raises(UsageError, match="an unfinished dataset"):
+        data.PairSource(copy)
 
 
 def test_online_batches_are_fresh_but_reproducible(folder):

@@ -129,6 +129,14 @@ class Source(Protocol):
     def fingerprint(self) -> str: ...
 
 
+def _unfinished(root: Path) -> bool:
+    """Whether ``root/summary.json`` says the degrade run that made it did not finish."""
+    try:
+        return json.loads((root / "summary.json").read_text(encoding="utf-8")).get("state") == "unfinished"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 class PairSource:
     """A ``restore degrade`` output folder, optionally restricted to some file names."""
 
@@ -141,6 +149,9 @@ class PairSource:
                     f"{display_path(self.root)}: not a degrade folder (no {sub}/ inside); "
                     f"make one with `restore degrade`, or use {online_option} CLEAN_DIR"
                 )
+        if _unfinished(self.root):  # degrade marks a run stopped half-way so that it is not trusted
+            raise UsageError(f"{display_path(self.root)}: an unfinished dataset (its degrade run was stopped before "
+                             "the end); make it again with `restore degrade ... --overwrite`")
         all_names = [p.name for p in list_images(self.root / "degraded")]
         self.names = list(all_names if names is None else names)
         missing = [n for n in self.names if not (self.root / "masks" / n).is_file() or not (self.root / "clean" / n).is_file()]
