@@ -410,6 +410,9 @@ def test_a_full_disk_stops_the_run_with_status_1(tmp_path: Path, monkeypatch) ->
     assert "No space left on device" in result.stderr and "a rerun skips" in result.stderr
     assert "Traceback" not in result.stderr
     assert statuses(result.stdout) == {"p00.png": "failed"}
+    summary = records(result.stdout)[-1]  # before: no summary record, so a log could not tell a stop from a cut
+    assert summary["summary"] is True and summary["status"] == 1 and "No space left on device" in summary["error"]
+    assert (summary["done"], summary["failed"], summary["not_tried"]) == (0, 1, 2)
 
 
 def test_bad_files_fail_alone_with_status_3_and_fail_fast_stops(tmp_path: Path) -> None:

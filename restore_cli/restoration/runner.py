@@ -16,6 +16,8 @@ fail that file only, through :func:`restore_cli.batch.run_batch`; the exit statu
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import errno
 import json
@@ -26,7 +28,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from restore_cli.batch import run_batch
+from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, check_storable, collect_inputs, display_path, read_header,
@@ -118,9 +120,11 @@ class _Run:
         self.base_recipe = method.recipe()
         self.claimed: dict[Path, Path] = {}  # output -> the input that claimed it
         self.on_tiles: TileListener | None = None  # set by _progress on a terminal
+        self.counts: collections.Counter[str] = collections.Counter()  # records emitted, by status
 
     def emit(self, job: Job, status: str, seconds: float, error: str | None = None, coverage: float | None = None) -> None:
         output = self.options.output / job.rel_output
+        self.counts[status] += 1
         if self.json_out is not None:
             record = {"input": display_path(job.source), "output": display_path(output), "status": status,
                       "error": error, "seconds": round(seconds, 3), "defect_coverage": coverage}
@@ -324,17 +328,22 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         if method is None:  # after the lock: a concurrent run must exit at once
             method = METHODS[options.method](settings)
         run = _Run(options, method, json_out)
-        summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast,
-                            total=len(jobs))
+        try:
+            summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast,
+                                total=len(jobs))
+        except RestoreError as exc:  # fatal (a full disk): the records still end with a summary that says so
+            if json_out is not None:
+                counts = run.counts
+                stopped = BatchSummary(done=counts["ok"], skipped=counts["skipped"], failed=counts["failed"])
+                stopped.not_tried = len(jobs) - stopped.done - stopped.skipped - stopped.failed
+                with contextlib.suppress(RestoreError):  # the records' own stream may be what failed
+                    _write_summary(json_out, stopped, time.perf_counter() - started, method, exc.status, str(exc))
+            raise
     seconds = time.perf_counter() - started
     log.debug("%s: %d model compilation(s), tile %d, batch %d", method.name, method.compile_count(),
               settings.tile, settings.batch)
     if json_out is not None:
-        write_text_stream(json_out, json.dumps({
-            "summary": True, "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
-            "not_tried": summary.not_tried,
-            "seconds": round(seconds, 3), "compile_count": method.compile_count(), "status": int(summary.status),
-        }) + "\n", "the --json records")
+        _write_summary(json_out, summary, seconds, method, summary.status)
     shown = options.output if single is None else options.output / single.rel_output
     line = f"restore: {summary.line()} in {seconds:.1f} s -> {display_path(shown)}"
     if console is not None:
@@ -342,6 +351,17 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     else:
         log.warning("%s", line)  # made printable by the handler's filter
     return summary.status
+
+
+def _write_summary(json_out: IO[str], summary: BatchSummary, seconds: float, method: Method, status: int,
+                   error: str | None = None) -> None:
+    """The last --json record: the counts, and the exit status (with the error of a fatal stop)."""
+    record = {"summary": True, "done": summary.done, "skipped": summary.skipped, "failed": summary.failed,
+              "not_tried": summary.not_tried, "seconds": round(seconds, 3), "compile_count": method.compile_count(),
+              "status": int(status)}
+    if error is not None:
+        record["error"] = error
+    write_text_stream(json_out, json.dumps(record) + "\n", "the --json records")
 
 
 def _progress(jobs: list[Job], console: Any, run: _Run | None = None):
