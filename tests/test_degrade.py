@@ -430,3 +430,10 @@ def test_what_a_dataset_cannot_keep_is_said_once(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stderr.count("datasets are 8-bit grey or RGB") == 1
     assert "1 input(s) were 16-bit, written with 8, 2 input(s) lost their alpha channel" in result.stderr
+
+
+def test_a_plan_beyond_the_sample_limit_is_refused_before_anything(tmp_path: Path) -> None:
+    """Before, --count 1000000000 filled the memory (GBs in seconds) before writing a sample."""
+    result = run(["-o", str(tmp_path / "out"), "--count", "1000000000", "--size", "8"])
+    assert result.exit_code == 2 and "1,000,000,000 samples asked for: one run makes at most 1,000,000" in result.stderr
+    assert not (tmp_path / "out").exists()

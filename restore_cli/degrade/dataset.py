@@ -48,6 +48,10 @@ BUILTIN_SAMPLES = (
 _OWN_FILES = ("manifest.jsonl", "summary.json")
 _SAMPLE_NAME = re.compile(r".+_v[0-9]{3,}\.png|\..+\.partial")  # samples.py's names; write_bytes_atomic's temporaries
 #: summary.json while the dataset is being written (replaced by the full one at the end).
+#: Samples one ``degrade`` run makes at most (--count, or inputs x --variations): far above any
+#: training set here (train-mask's online mode draws fresh ones instead), below what the plan's
+#: memory allows.
+MAX_SAMPLES = 1_000_000
 _UNFINISHED = {"restore_version": __version__, "state": "unfinished"}
 _PROGRESS_EVERY = 500  # samples between progress lines on stderr
 
@@ -112,7 +116,10 @@ def plan_jobs(inputs: list[Path], config: DegradeConfig, options: DatasetOptions
         raise UsageError(f"no input images found in {', '.join(folders)} (its sub-folders are not searched)"
                          if folders else "no input images found")
     variations = options.variations or (math.ceil(options.count / len(entries)) if options.count else 1)
-    budget = options.count if options.count is not None else len(entries) * variations
+    budget = min(options.count if options.count is not None else math.inf, len(entries) * variations)
+    if budget > MAX_SAMPLES:  # the plan is made before any sample: a billion filled the memory first
+        raise UsageError(f"{budget:,} samples asked for: one run makes at most {MAX_SAMPLES:,} "
+                         "(make a bigger set in several runs into different folders)")
     jobs = []
     for index, ((path, source), stem) in enumerate(zip(entries, stems)):
         take = min(variations, budget)
