@@ -683,7 +683,16 @@ def main(args: list[str] | None = None) -> None:
     except typer.Abort:  # Ctrl-C or end of input while Typer itself was reading
         stderr_console.print("interrupted", markup=False)
         status = 130
-    sys.exit(status if isinstance(status, int) else int(ExitStatus.OK))
+    status = status if isinstance(status, int) else int(ExitStatus.OK)
+    if status in (130, 128 + signal.SIGTERM):
+        # Stopped by a signal: everything to keep is written (atomic files, training state) and the
+        # workers are joined. Interpreter shutdown would now tear down a JAX runtime that may be mid-
+        # compilation in its own threads, which segfaulted (status 139 instead of 130 / 143).
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
