@@ -264,6 +264,14 @@ def test_an_unwritable_html_page_fails_before_scoring(folders: dict[str, Path]) 
     result = _run(folders["unet"], "--reference", folders["clean"], "--json", "--html", blocker / "report.html")
     assert result.exit_code == 1 and result.stdout == ""  # no record: nothing was scored
     assert "a-file/report.html: cannot write in" in result.stderr and "a file is in the way" in result.stderr
+    notes = folders["clean"].parent / "notes.html"  # the user's own page: it was replaced
+    notes.write_text("<html>my notes</html>")
+    refused = _run(folders["unet"], "--reference", folders["clean"], "--html", notes)
+    assert refused.exit_code == 2 and "exists and is not a page restore evaluate wrote" in refused.stderr
+    assert notes.read_text() == "<html>my notes</html>"
+    page = folders["clean"].parent / "page.html"  # its own page is replaced, as before
+    for _ in range(2):
+        assert _run(folders["unet"], "--reference", folders["clean"], "--html", page).exit_code == 0
 
 
 def test_no_results_and_nothing_piped_is_a_usage_error() -> None:

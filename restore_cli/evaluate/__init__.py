@@ -70,6 +70,11 @@ def run_evaluation(
         loaded_curves = [load_curve(path) for path in curves]  # fail on a bad path before scoring
     if html is not None:
         check_output_files([Path(html)], "--html names the viewer page")  # before scoring, not after
+        from restore_cli.report.html import is_viewer_page
+
+        if Path(html).is_file() and not is_viewer_page(Path(html)):  # a user's notes.html was replaced
+            raise UsageError(f"--html {display_path(html)}: exists and is not a page restore evaluate wrote; "
+                             "refusing to replace it (choose another name, or remove it first)")
     report = evaluate_folders(
         list(results), reference=reference, masks=masks, true_masks=true_masks,
         max_pixels=max_pixels, fail_fast=fail_fast,

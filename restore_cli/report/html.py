@@ -122,10 +122,26 @@ def build_page(report: EvaluationReport, base: Path, inputs: Path | None = None,
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta name="generator" content="{GENERATOR}">'
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>{body}"
         f'<script type="application/json" id="report-data">{script_json(data)}</script>'
         f"<script>{JS}</script></body></html>\n"
     )
+
+
+#: Marks a page as this viewer, so that evaluate replaces its own pages and nothing else.
+GENERATOR = "restore evaluate"
+
+
+def is_viewer_page(path: Path) -> bool:
+    """Whether ``path`` is a page :func:`write_report` wrote (pages from before the generator tag
+    are known by their title)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return f'content="{GENERATOR}"'.encode() in head or b"<title>restore evaluate:" in head
 
 
 def write_report(
