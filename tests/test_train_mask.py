@@ -634,6 +634,15 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(folder, tmp_path,
     arrays, header = read_checkpoint(out.with_name("m.last.safetensors"))
     assert header["resume"]["step"] == 4 and all(np.isfinite(v).all() for v in arrays.values())
     MaskDetector.load(out)  # the best checkpoint is intact too
+    # a fresh run over it that diverges before writing anything of its own leaves the history as it
+    # was (it was emptied, the checkpoint kept); in a new place it leaves no stray file
+    history = out.with_name("m.metrics.jsonl").read_bytes()
+    early = dataclasses.replace(config, checkpoint_every=8, eval_every=8)
+    for target in (out, tmp_path / "new" / "n.safetensors"):
+        with pytest.raises(TrainingDiverged, match="no checkpoint was written|last good"):
+            train_mask(folder, target, early)
+    assert out.with_name("m.metrics.jsonl").read_bytes() == history
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []
 
 
 def test_cli_prints_only_the_checkpoint_path(folder, tmp_path):

@@ -35,6 +35,7 @@ validation runs then, so the best checkpoint stays the last evaluated one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -49,7 +50,7 @@ import numpy as np
 from flax import nnx
 
 from restore_cli.errors import RestoreError, UsageError
-from restore_cli.io import check_output_files, display_path
+from restore_cli.io import check_output_files, display_path, write_bytes_atomic
 from restore_cli.log import progress_enabled, stderr_console
 from restore_cli.models.checkpoint import model_arrays, read_header, save_checkpoint
 from restore_cli.train.data import Batch, Prefetcher
@@ -182,7 +183,35 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
-def fit(
+def fit(model: nnx.Module, optimizer: nnx.Optimizer, train_step: Callable, make_batch: Callable[[int], Batch],
+        config: LoopConfig, paths: RunPaths, **options: Any) -> FitResult:
+    """Train until ``config.steps`` (see :func:`_fit`). A run that stops before it has written a
+    checkpoint or state of its own (diverged, stopped while compiling) puts back the metrics and
+    curves it found: a failed fresh run emptied the history of the checkpoint it left in place."""
+    kept = {path: path.read_bytes() if path.is_file() else None for path in (paths.metrics, paths.curves)}
+    written = {path: _stat_key(path) for path in (paths.checkpoint, paths.last)}
+    try:
+        return _fit(model, optimizer, train_step, make_batch, config, paths, **options)
+    except BaseException:
+        if all(_stat_key(path) == key for path, key in written.items()):
+            for path, content in kept.items():
+                with contextlib.suppress(OSError):
+                    if content is None:
+                        path.unlink(missing_ok=True)
+                    elif not path.is_file() or path.read_bytes() != content:
+                        write_bytes_atomic(path, content)
+        raise
+
+
+def _stat_key(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def _fit(
     model: nnx.Module,
     optimizer: nnx.Optimizer,
     train_step: Callable,
