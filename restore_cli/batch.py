@@ -26,6 +26,11 @@ class BatchSummary:
     errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
+    def handled(self) -> int:
+        """Items that got a result (done, skipped or failed); with the batch's size, what was not tried."""
+        return self.done + self.skipped + self.failed
+
+    @property
     def status(self) -> ExitStatus:
         return ExitStatus.PARTIAL if self.failed else ExitStatus.OK
 
@@ -62,7 +67,7 @@ def run_batch(
             log.error("%s", exc)
             if fail_fast:
                 if total is not None:
-                    summary.not_tried = total - summary.done - summary.skipped - summary.failed
+                    summary.not_tried = total - summary.handled
                 break
             continue
         if result is False:

@@ -371,6 +371,15 @@ def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def file_stamp(path: Path) -> dict[str, int] | None:
+    """A file's size and mtime_ns (None if it cannot be stat'ed): enough to tell it was rewritten."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def check_output_files(paths: list[Path], what: str) -> None:
     """Before any long work: each of ``paths`` is absent or a regular file, and its folder exists (it is
     created) and takes a new file. ``what`` names the option for the message (``-o names the checkpoint

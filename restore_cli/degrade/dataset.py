@@ -47,11 +47,11 @@ BUILTIN_SAMPLES = (
 )
 _OWN_FILES = ("manifest.jsonl", "summary.json")
 _SAMPLE_NAME = re.compile(r".+_v[0-9]{3,}\.png|\..+\.partial")  # samples.py's names; write_bytes_atomic's temporaries
-#: summary.json while the dataset is being written (replaced by the full one at the end).
 #: Samples one ``degrade`` run makes at most (--count, or inputs x --variations): far above any
 #: training set here (train-mask's online mode draws fresh ones instead), below what the plan's
 #: memory allows.
 MAX_SAMPLES = 1_000_000
+#: summary.json while the dataset is being written (replaced by the full one at the end).
 _UNFINISHED = {"restore_version": __version__, "state": "unfinished"}
 _PROGRESS_EVERY = 500  # samples between progress lines on stderr
 

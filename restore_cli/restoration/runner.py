@@ -335,7 +335,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
             if json_out is not None:
                 counts = run.counts
                 stopped = BatchSummary(done=counts["ok"], skipped=counts["skipped"], failed=counts["failed"])
-                stopped.not_tried = len(jobs) - stopped.done - stopped.skipped - stopped.failed
+                stopped.not_tried = len(jobs) - stopped.handled
                 with contextlib.suppress(RestoreError):  # the records' own stream may be what failed
                     _write_summary(json_out, stopped, time.perf_counter() - started, method, exc.status, str(exc))
             raise

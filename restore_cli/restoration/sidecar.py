@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from restore_cli import __version__
-from restore_cli.io import write_bytes_atomic
+from restore_cli.io import file_stamp, write_bytes_atomic
 from restore_cli.restoration.lock import STATE_DIR
 
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
@@ -49,14 +49,6 @@ def file_sha256(path: Path) -> str:
     return _HASH_CACHE[key]
 
 
-def _stat(path: Path) -> dict[str, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 def load(path: Path) -> dict[str, Any] | None:
     """The record at ``path``, or None if there is none or it is unreadable (then the file is redone)."""
     try:
@@ -68,7 +60,7 @@ def load(path: Path) -> dict[str, Any] | None:
 
 def _unchanged(path: Path, stat: Any, sha256: Any) -> bool:
     """Same size and mtime as recorded (no read), else same bytes (one read)."""
-    if _stat(path) == stat:
+    if file_stamp(path) == stat:
         return True
     return path.is_file() and file_sha256(path) == sha256
 
@@ -96,7 +88,7 @@ def edited_since(record: dict[str, Any] | None, output_path: Path) -> bool:
 
 def snapshot(input_path: Path) -> dict[str, Any]:
     """The input's stat and sha256, taken *before* processing (an in-place run overwrites it)."""
-    return {"input": _stat(input_path), "input_sha256": file_sha256(input_path)}
+    return {"input": file_stamp(input_path), "input_sha256": file_sha256(input_path)}
 
 
 def write(path: Path, before: dict[str, Any], output_path: Path, recipe: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -104,7 +96,7 @@ def write(path: Path, before: dict[str, Any], output_path: Path, recipe: dict[st
     record = {
         "restore_version": __version__,
         **before,
-        "output": _stat(output_path),
+        "output": file_stamp(output_path),
         "output_sha256": file_sha256(output_path),
         "recipe": recipe,
         **extra,

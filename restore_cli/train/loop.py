@@ -50,7 +50,7 @@ import numpy as np
 from flax import nnx
 
 from restore_cli.errors import RestoreError, UsageError
-from restore_cli.io import check_output_files, display_path, write_bytes_atomic
+from restore_cli.io import check_output_files, display_path, file_stamp, write_bytes_atomic
 from restore_cli.log import progress_enabled, stderr_console
 from restore_cli.models.checkpoint import model_arrays, read_header, save_checkpoint
 from restore_cli.train.data import Batch, Prefetcher
@@ -111,13 +111,13 @@ class RunPaths:
         is not this trainer's checkpoint (a photo, or another kind of model, was replaced without a
         word), and a fresh run says what earlier state it replaces."""
         check_output_files([self.checkpoint, self.last, self.metrics, self.curves], "-o names the checkpoint file")
-        if self.checkpoint.is_file():
+        if kind is not None and self.checkpoint.is_file():
             try:
                 found = read_header(self.checkpoint).get("kind")
+                what = None if found == kind else f"a {found!r} checkpoint, not {kind!r}"
             except RestoreError:
-                found = "not a restore checkpoint"
-            if kind is not None and found != kind:
-                what = found if found == "not a restore checkpoint" else f"a {found!r} checkpoint, not {kind!r}"
+                what = "not a restore checkpoint"
+            if what is not None:
                 raise UsageError(f"-o {display_path(self.checkpoint)}: exists and is {what}; refusing to replace "
                                  "it (choose another name, or remove it first)")
         if not resume and self.last.is_file():
@@ -189,11 +189,11 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, train_step: Callable, make_
     checkpoint or state of its own (diverged, stopped while compiling) puts back the metrics and
     curves it found: a failed fresh run emptied the history of the checkpoint it left in place."""
     kept = {path: path.read_bytes() if path.is_file() else None for path in (paths.metrics, paths.curves)}
-    written = {path: _stat_key(path) for path in (paths.checkpoint, paths.last)}
+    written = {path: file_stamp(path) for path in (paths.checkpoint, paths.last)}
     try:
         return _fit(model, optimizer, train_step, make_batch, config, paths, **options)
     except BaseException:
-        if all(_stat_key(path) == key for path, key in written.items()):
+        if all(file_stamp(path) == key for path, key in written.items()):
             for path, content in kept.items():
                 with contextlib.suppress(OSError):
                     if content is None:
@@ -201,14 +201,6 @@ def fit(model: nnx.Module, optimizer: nnx.Optimizer, train_step: Callable, make_
                     elif not path.is_file() or path.read_bytes() != content:
                         write_bytes_atomic(path, content)
         raise
-
-
-def _stat_key(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size
 
 
 def _fit(
