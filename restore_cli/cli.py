@@ -491,7 +491,9 @@ def restore_command(
     masks: Annotated[
         Optional[Path], typer.Option(help="Use your own defect masks (255 = defect), paired by name stem.")
     ] = None,
-    save_masks: Annotated[Optional[Path], typer.Option(help="Also write the defect masks here as PNG (a folder; not --masks' own).")] = None,
+    save_masks: Annotated[
+        Optional[Path], typer.Option(help="Also write the defect masks here as PNG (a folder; not --masks' own).")
+    ] = None,
     mask_threshold: Annotated[
         Optional[float],
         typer.Option(help="Defect probability from which a pixel is repaired (default: the mask checkpoint's "
@@ -523,7 +525,9 @@ def restore_command(
         Optional[Path], typer.Option(help="Folder holding the model checkpoints (default: the shipped ones).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Redo files whose outputs are already up to date.")] = False,
-    fail_fast: Annotated[bool, typer.Option(help="Stop at the first file that fails (the summary counts the files not tried).")] = False,
+    fail_fast: Annotated[
+        bool, typer.Option(help="Stop at the first file that fails (the summary counts the files not tried).")
+    ] = False,
     shard: Annotated[
         Optional[str], typer.Option(help="I/N: only the inputs whose relative path hashes to shard I of N (1-based).")
     ] = None,
@@ -593,7 +597,8 @@ def train_vae(
         Optional[float], typer.Option(help="translation: fraction of the run trained Wan-style (VAEs + mapping) before end-to-end.")
     ] = None,
     degrade: Annotated[
-        Optional[str], typer.Option(help="Online damage for --clean: a degrade preset or 'defects' (default); 'a+b' mixes them.")
+        Optional[str],
+        typer.Option(help="Online damage for --clean: a degrade preset or 'defects' (default); 'a+b' mixes them."),
     ] = None,
     mask_input: Annotated[
         Optional[bool], typer.Option("--mask-input/--no-mask-input",

@@ -563,7 +563,8 @@ def test_unwritable_outputs_are_refused_before_training(folder, tmp_path, monkey
     photo.write_bytes(b"\x89PNG not a checkpoint")
     vae = tmp_path / "vae.safetensors"  # another kind of model: replaced too
     save_checkpoint(vae, {"w": np.zeros(2, np.float32)}, {"kind": "vae"})
-    for out, error in ((photo, "exists and is not a restore checkpoint"), (vae, "is a 'vae' checkpoint, not 'mask-unet'")):
+    for out, error in ((photo, "exists and is not a restore checkpoint"),
+                       (vae, "is a 'vae' checkpoint, not 'mask-unet'")):
         with pytest.raises(RestoreError, match=error):
             train_mask(folder, out, TINY)
     assert photo.read_bytes() == b"\x89PNG not a checkpoint"
