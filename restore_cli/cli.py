@@ -53,6 +53,10 @@ app = typer.Typer(
 # ----------------------------------------------------------------- shared options (defined once)
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr (compile counts, timings).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary on stderr.")]
+Recursive = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Descend into sub-folders (restore mirrors them in its output; "
+                                                 "evaluate pairs files by their path below each folder).")
+]
 Seed = Annotated[int, typer.Option(min=0, help="Seed that fixes every random choice (same seed, same bytes).")]
 MaxPixels = Annotated[
     int, typer.Option(min=1, help="Refuse images with more pixels than this (decompression-bomb guard).")
@@ -308,11 +312,12 @@ def degrade(
 def evaluate(
     results: Annotated[
         Optional[list[Path]],
-        typer.Argument(help="Result folders, one per method/model (read from stdin when omitted and piped).",
-                       show_default=False),
+        typer.Argument(help="Result folders, one per method/model, or single result files (read from stdin when "
+                            "omitted and piped).", show_default=False),
     ] = None,
     reference: Annotated[
-        Optional[Path], typer.Option(help="Clean reference images, paired with results by name stem (PSNR, SSIM).")
+        Optional[Path], typer.Option(help="Clean reference images, paired with results by name stem (PSNR, SSIM); "
+                                          "a single file for single result files.")
     ] = None,
     masks: Annotated[
         Optional[Path], typer.Option(help="Predicted defect masks (PNG, 255 = defect); needs --true-masks.")
@@ -332,6 +337,7 @@ def evaluate(
         typer.Option(help="Training curves for the viewer: a PNG, a metrics JSONL, or a checkpoint/run folder "
                           "with one beside it. Repeatable."),
     ] = None,
+    recursive: Recursive = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     verbose: Verbose = False,
     quiet: Quiet = False,
@@ -351,7 +357,7 @@ def evaluate(
             paths_or_stdin(results, "result folder", required=masks is None),
             reference=reference, masks=masks, true_masks=true_masks, inputs=inputs, html=html,
             curves=curves or (), json_out=stdout_stream('the --json records') if json_out else None, console=stderr_console,
-            detail=not quiet, max_pixels=max_pixels,
+            detail=not quiet, max_pixels=max_pixels, recursive=recursive,
         ),
         verbose=verbose,
         quiet=quiet,
@@ -476,7 +482,7 @@ def restore_command(
                                "then inpainting under the learned mask), hybrid (learned mask + inpainting: fast), "
                                "classical (no model).")
     ] = "auto",
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders; mirror them.")] = False,
+    recursive: Recursive = False,
     fmt: Annotated[
         str, typer.Option("--format", help="Output format: same (as the input), png, jpg or tiff.")
     ] = "same",

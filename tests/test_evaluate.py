@@ -240,13 +240,52 @@ def test_result_folders_from_stdin(folders: dict[str, Path]) -> None:
     assert _records(result.stdout)[0]["method"] == "unet"
 
 
+def test_single_result_file_against_a_reference_file(tmp_path: Path) -> None:
+    """``restore scan.png -o fixed.png`` prints a file, so evaluate takes one: against a single
+    reference file it pairs whatever the names (before: "not a folder", status 2)."""
+    clean = _img(1)
+    reference = _write(tmp_path / "clean.png", clean)
+    result_file = _write(tmp_path / "fixed.png", _noisy(clean, 0.05, 2))
+    out = _run("--reference", reference, "--json", input=f"{result_file}\n")
+    assert out.exit_code == 0, out.stderr
+    records = [r for r in _records(out.stdout) if not r.get("summary")]
+    assert len(records) == 1 and records[0]["file"] == "fixed.png"
+    expected = metrics.psnr(io.read_image(result_file).pixels, io.read_image(reference).pixels)
+    assert records[0]["psnr"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
+    """The tree ``restore -r`` mirrors pairs with its reference tree by relative path, so two
+    ``a.png`` in different sub-folders are two images; without -r the error says to add it."""
+    for sub, seed in (("roll1", 1), ("roll2", 2)):
+        for top in ("clean", "out", "true", "pred"):
+            (tmp_path / top / sub).mkdir(parents=True)
+        clean = _img(seed)
+        _write(tmp_path / "clean" / sub / "a.png", clean)
+        _write(tmp_path / "out" / sub / "a.png", _noisy(clean, 0.02 * seed, seed))
+        truth = np.zeros((32, 32), np.uint8)
+        truth[2:9, 3:20] = 255
+        io.write_gray8(tmp_path / "true" / sub / "a.png", truth)
+        io.write_gray8(tmp_path / "pred" / sub / "a.png", truth if sub == "roll1" else np.zeros_like(truth))
+    flat = _run(tmp_path / "out", "--reference", tmp_path / "clean")
+    assert flat.exit_code == 1 and "add -r" in flat.stderr
+    out = _run(tmp_path / "out", "-r", "--reference", tmp_path / "clean", "--masks", tmp_path / "pred",
+               "--true-masks", tmp_path / "true", "--json")
+    assert out.exit_code == 0, out.stderr
+    records = {r["file"]: r for r in _records(out.stdout) if not r.get("summary")}
+    assert set(records) == {"roll1/a.png", "roll2/a.png"}
+    assert records["roll1/a.png"]["psnr"] > records["roll2/a.png"]["psnr"]  # sigma 0.02 against 0.04
+    assert records["roll1/a.png"]["f1"] == 1.0 and records["roll2/a.png"]["f1"] == 0.0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--masks", "{pred}"], "--true-masks"),
         (["--curves", "{pred}/photo0.png"], "--html"),
         (["--inputs", "{degraded}"], "--html"),
-        (["--reference", "{missing}"], "not a folder"),
+        (["--reference", "{missing}"], "no such file or folder"),
+        (["--reference", "{clean}/photo0.png"], "is a file"),
         (["--html", "{clean}"], "is a folder"),
     ],
 )

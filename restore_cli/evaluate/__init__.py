@@ -50,6 +50,7 @@ def run_evaluation(
     detail: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fail_fast: bool = False,
+    recursive: bool = False,
 ) -> ExitStatus:
     """Evaluate, then emit: JSON records to ``json_out``, tables to ``console``, the viewer to ``html``.
 
@@ -61,8 +62,10 @@ def run_evaluation(
         raise UsageError("--inputs is only shown by the viewer: add --html report.html")
     if html is not None and html.is_dir():
         raise UsageError(f"--html {display_path(html)}: is a folder; give the page's file name (e.g. report.html)")
-    if inputs is not None and not inputs.is_dir():
-        raise UsageError(f"--inputs {display_path(inputs)}: not a folder")
+    if inputs is not None and not inputs.exists():
+        raise UsageError(f"--inputs {display_path(inputs)}: no such file or folder")
+    if inputs is not None and inputs.is_file() and any(Path(r).is_dir() for r in results):
+        raise UsageError(f"--inputs {display_path(inputs)} is a file: give the folder of degraded originals")
     loaded_curves = []
     if curves:
         from restore_cli.report.lossplot import load_curve
@@ -77,7 +80,7 @@ def run_evaluation(
                              "refusing to replace it (choose another name, or remove it first)")
     report = evaluate_folders(
         list(results), reference=reference, masks=masks, true_masks=true_masks,
-        max_pixels=max_pixels, fail_fast=fail_fast,
+        max_pixels=max_pixels, fail_fast=fail_fast, recursive=recursive,
     )
     if json_out is not None:
         write_json_records(report, json_out)

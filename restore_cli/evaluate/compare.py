@@ -1,19 +1,24 @@
-"""Pair result images with references and masks by file-name stem and score them into records.
+"""Pair result images with references and masks by name and score them into records.
 
 One result folder is one *method* (a model, a checkpoint, a baseline). ``x.png`` in a
 result folder is compared with the reference whose stem is ``x`` (``x.png``, ``x.tif``,
-...), so methods that write different formats still line up. Every file goes through
-:func:`restore_cli.batch.run_batch`: a result without a reference, a size mismatch or an
-unreadable file fails that file only, is named on stderr, and the run ends with exit 3.
+...), so methods that write different formats still line up. With ``recursive`` the key is
+the path below the folder without its suffix (``sub/x``), so the tree ``restore -r`` mirrors
+pairs with the reference tree it came from. A single result *file* (what ``restore IMG -o
+OUT.png`` prints) is a method of one image; a single reference file is then its reference,
+whatever its name. Every file goes through :func:`restore_cli.batch.run_batch`: a result
+without a reference, a size mismatch or an unreadable file fails that file only, is named on
+stderr, and the run ends with exit 3.
 
-Mask scores belong to the image stem, not to a method (one detector feeds every
-method), so they are attached to every record of that stem; predicted masks whose stem
-has no result get a record of their own with ``method = None``.
+Mask scores belong to the image key, not to a method (one detector feeds every method), so
+they are attached to every record of that key; predicted masks whose key has no result get a
+record of their own with ``method = None``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from restore_cli.batch import BatchSummary, run_batch
@@ -25,12 +30,31 @@ from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, list_i
 log = logging.getLogger("restore.evaluate")
 
 
-def stem_index(folder: Path) -> dict[str, list[Path]]:
-    """Image files of ``folder`` grouped by stem (several when ``x.png`` and ``x.tif`` both exist)."""
+def image_key(path: Path, root: Path) -> str:
+    """The name ``path`` pairs by: its path below ``root`` without the suffix (``x``, ``sub/x``);
+    a file given on its own (``path == root``) pairs by its stem."""
+    if path == root:
+        return path.stem
+    rel = path.relative_to(root)
+    return (rel.parent / rel.stem).as_posix()
+
+
+def image_index(location: Path, recursive: bool = False) -> dict[str, list[Path]]:
+    """Image files of a folder (or the one file given) grouped by key; several per key when
+    ``x.png`` and ``x.tif`` both exist."""
+    if location.is_file():
+        return {location.stem: [location]}
     index: dict[str, list[Path]] = {}
-    for path in list_images(folder):
-        index.setdefault(path.stem, []).append(path)
+    for path in list_images(location, recursive):
+        index.setdefault(image_key(path, location), []).append(path)
     return index
+
+
+def counterpart_index(location: Path, keys: Iterable[str], recursive: bool = False) -> dict[str, list[Path]]:
+    """:func:`image_index` of a reference or true-mask location; one file serves every key."""
+    if location.is_file():
+        return {key: [location] for key in keys}
+    return image_index(location, recursive)
 
 
 def _warn_unmatched(what: str, scored: set[str], expected: dict[str, list[Path]], noun: str, effect: str) -> None:
@@ -43,31 +67,45 @@ def _warn_unmatched(what: str, scored: set[str], expected: dict[str, list[Path]]
                     effect)
 
 
-def method_names(folders: list[Path]) -> list[Method]:
-    """Folder names, made unique with the parent's name (or a number) when two folders share one."""
-    names = [f.resolve().name or display_path(f) for f in folders]
+def method_names(locations: list[Path]) -> list[Method]:
+    """Folder (or file) names, made unique with the parent's name (or a number) when two share one."""
+    names = [f.resolve().name or display_path(f) for f in locations]
     out: list[Method] = []
-    for folder, name in zip(folders, names, strict=True):
+    for location, name in zip(locations, names, strict=True):
         if names.count(name) > 1:
-            name = f"{folder.resolve().parent.name}/{name}"
+            name = f"{location.resolve().parent.name}/{name}"
         while name in {m.name for m in out}:
             name += "'"
-        out.append(Method(name=display_path(name), folder=folder))
+        out.append(Method(name=display_path(name), location=location))
     return out
 
 
-def _check_folder(folder: Path | None, option: str) -> None:
-    if folder is not None and not folder.is_dir():
-        raise UsageError(f"{option} {display_path(folder)}: not a folder")
+def _check_location(location: Path | None, option: str, file_ok: bool = False) -> None:
+    """UsageError unless ``location`` is a folder (or, where ``file_ok``, a file)."""
+    if location is None or location.is_dir() or (file_ok and location.is_file()):
+        return
+    if not location.exists():
+        raise UsageError(f"{option} {display_path(location)}: no such {'file or folder' if file_ok else 'folder'}")
+    raise UsageError(f"{option} {display_path(location)}: not a {'file or folder' if file_ok else 'folder'}")
 
 
-def _counterpart(path: Path, index: dict[str, list[Path]], folder: Path, what: str) -> Path:
-    found = index.get(path.stem, [])
+def _check_single(counterpart: Path | None, option: str, sides: list[Path], what: str) -> None:
+    """A single reference (true-mask) file pairs with single files only: against a folder of
+    several images every one would be scored against the same picture, whatever its name."""
+    if counterpart is not None and counterpart.is_file():
+        folders = [side for side in sides if side.is_dir()]
+        if folders:
+            raise UsageError(f"{option} {display_path(counterpart)} is a file, and {display_path(folders[0])} a "
+                             f"folder: give a folder of {what}s, paired by name, or a single file to compare with it")
+
+
+def _counterpart(key: str, path: Path, index: dict[str, list[Path]], location: Path, what: str) -> Path:
+    found = index.get(key, [])
     if not found:
-        raise InputError(path, f"no {what} named {display_path(path.stem)}.* in {display_path(folder)}")
+        raise InputError(path, f"no {what} named {display_path(key)}.* in {display_path(location)}")
     if len(found) > 1:
         names = ", ".join(display_path(p.name) for p in found)
-        raise InputError(path, f"ambiguous {what}: several files in {display_path(folder)} share its name ({names})")
+        raise InputError(path, f"ambiguous {what}: several files in {display_path(location)} share its name ({names})")
     return found[0]
 
 
@@ -116,38 +154,45 @@ def evaluate_folders(
     true_masks: Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     fail_fast: bool = False,
+    recursive: bool = False,
 ) -> EvaluationReport:
-    """Score every image of every result folder (and every predicted mask). Never prints; logs only.
+    """Score every image of every result folder or file (and every predicted mask). Never prints; logs only.
 
-    Raises UsageError for option problems (a path that is not a folder, --masks without
-    --true-masks) and RestoreError when there is nothing at all to evaluate.
+    Raises UsageError for option problems (a path that is neither file nor folder, --masks
+    without --true-masks) and RestoreError when there is nothing at all to evaluate.
     """
     if (masks is None) != (true_masks is None):
         raise UsageError("--masks and --true-masks go together: give both or neither")
-    for folder in results:
-        _check_folder(folder, "result folder")
-    _check_folder(reference, "--reference")
-    _check_folder(masks, "--masks")
-    _check_folder(true_masks, "--true-masks")
+    for location in results:
+        _check_location(location, "result", file_ok=True)
+    for location, option in ((reference, "--reference"), (masks, "--masks"), (true_masks, "--true-masks")):
+        _check_location(location, option, file_ok=True)
+    _check_single(reference, "--reference", results, "reference image")
+    _check_single(true_masks, "--true-masks", [masks] if masks is not None else [], "true mask")
     methods = method_names(results)
-    items = [(m, p) for m in methods for p in list_images(m.folder)]
+    indexes = [image_index(m.location, recursive) for m in methods]
+    items = [(m, key, path) for m, index in zip(methods, indexes) for key, paths in index.items() for path in paths]
     if not items and masks is None:
-        raise RestoreError(f"no images to evaluate in {', '.join(display_path(f) for f in results)}")
+        raise RestoreError(f"no images to evaluate in {', '.join(display_path(f) for f in results)}"
+                           + ("" if recursive or not any(_has_subfolder(f) for f in results)
+                              else "; its images are in sub-folders: add -r (--recursive)"))
     if reference is None and items:
         log.info("no --reference given: PSNR and SSIM are not computed")
-    ref_index = stem_index(reference) if reference is not None else {}
+    ref_index = (counterpart_index(reference, {key for _, key, _ in items}, recursive)
+                 if reference is not None else {})
     records: list[ImageRecord] = []
     seen: dict[tuple[str, str], Path] = {}
 
-    def score(item: tuple[Method, Path]) -> None:
-        method, path = item
-        key = (method.name, path.stem)
-        if key in seen:
-            raise InputError(path, f"same name stem as {display_path(seen[key].name)} in this folder; scored only once")
-        seen[key] = path
-        rec = ImageRecord(file=display_path(path.name), stem=path.stem, method=method.name, path=path)
+    def score(item: tuple[Method, str, Path]) -> None:
+        method, key, path = item
+        if (method.name, key) in seen:
+            raise InputError(path, f"same name stem as {display_path(seen[method.name, key].name)} in this folder; "
+                                   "scored only once")
+        seen[method.name, key] = path
+        shown = path.name if path == method.location else path.relative_to(method.location).as_posix()
+        rec = ImageRecord(file=display_path(shown), stem=key, method=method.name, path=path)
         if reference is not None:
-            ref_path = _counterpart(path, ref_index, reference, "reference image")
+            ref_path = _counterpart(key, path, ref_index, reference, "reference image")
             rec.psnr, rec.ssim, rec.luminance = score_image(path, ref_path, max_pixels)
         records.append(rec)
 
@@ -156,26 +201,38 @@ def evaluate_folders(
         _warn_unmatched(method.name, {rec.stem for rec in records if rec.method == method.name}, ref_index,
                         "reference image", "its means are over the rest only")
     if masks is not None and true_masks is not None and not (fail_fast and summary.failed):
-        _score_masks(masks, true_masks, records, summary, max_pixels, fail_fast)
-    return EvaluationReport(methods, records, summary, reference, masks, true_masks)
+        _score_masks(masks, true_masks, records, summary, max_pixels, fail_fast, recursive)
+    return EvaluationReport(methods, records, summary, reference, masks, true_masks, recursive)
+
+
+def _has_subfolder(location: Path) -> bool:
+    try:
+        return location.is_dir() and any(entry.is_dir() and not entry.name.startswith(".")
+                                         for entry in location.iterdir())
+    except OSError:
+        return False
 
 
 def _score_masks(
-    masks: Path, true_masks: Path, records: list[ImageRecord], summary: BatchSummary, max_pixels: int, fail_fast: bool
+    masks: Path, true_masks: Path, records: list[ImageRecord], summary: BatchSummary, max_pixels: int,
+    fail_fast: bool, recursive: bool,
 ) -> None:
-    """Score each predicted mask, attach it to the records of its stem, and fold failures into ``summary``."""
-    true_index = stem_index(true_masks)
-    pred_files = list_images(masks)
+    """Score each predicted mask, attach it to the records of its key, and fold failures into ``summary``."""
+    pred_index = image_index(masks, recursive)
+    true_index = counterpart_index(true_masks, pred_index, recursive)
+    pred_files = [(key, path) for key, paths in pred_index.items() for path in paths]
     if not pred_files:
         log.warning("%s: no mask images found", display_path(masks))
     scored: dict[str, dict] = {}
-    files_by_stem: dict[str, Path] = {}
+    files_by_key: dict[str, Path] = {}
 
-    def score(path: Path) -> None:
-        if path.stem in scored:
+    def score(item: tuple[str, Path]) -> None:
+        key, path = item
+        if key in scored:
             raise InputError(path, "same name stem as another mask in this folder; scored only once")
-        scored[path.stem] = score_mask(path, _counterpart(path, true_index, true_masks, "true mask"), max_pixels)
-        files_by_stem[path.stem] = path
+        true_path = _counterpart(key, path, true_index, true_masks, "true mask")
+        scored[key] = score_mask(path, true_path, max_pixels)
+        files_by_key[key] = path
 
     mask_summary = run_batch(pred_files, score, fail_fast=fail_fast)
     _warn_unmatched(display_path(masks), set(scored), true_index, "true mask", "the mask means are over the rest only")
@@ -186,8 +243,9 @@ def _score_masks(
         if rec.stem in scored:
             rec.mask = scored[rec.stem]
             with_result.add(rec.stem)
-    for stem, scores in scored.items():
-        if stem not in with_result:
-            path = files_by_stem[stem]
-            records.append(ImageRecord(file=display_path(path.name), stem=stem, method=None, path=None, mask=scores))
+    for key, scores in scored.items():
+        if key not in with_result:
+            path = files_by_key[key]
+            shown = path.name if path == masks else path.relative_to(masks).as_posix()
+            records.append(ImageRecord(file=display_path(shown), stem=key, method=None, path=None, mask=scores))
             summary.done += 1

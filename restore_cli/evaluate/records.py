@@ -18,10 +18,10 @@ MASK_KEYS = ("iou", "f1", "precision", "recall")
 
 @dataclasses.dataclass
 class Method:
-    """One result folder; ``name`` is what tables, JSON and the viewer call it."""
+    """One result folder (or single result file); ``name`` is what tables, JSON and the viewer call it."""
 
     name: str
-    folder: Path
+    location: Path
 
 
 @dataclasses.dataclass
@@ -62,6 +62,7 @@ class EvaluationReport:
     reference: Path | None = None
     masks: Path | None = None
     true_masks: Path | None = None
+    recursive: bool = False  # keys are paths below the folders (``sub/x``), not stems
 
     def method_means(self, method: str | None) -> dict:
         """Means over one method's scored images. Identical images (PSNR inf) are counted, not averaged."""

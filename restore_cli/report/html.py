@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from restore_cli.evaluate.compare import stem_index
+from restore_cli.evaluate.compare import counterpart_index, image_index
 from restore_cli.evaluate.records import EvaluationReport
 from restore_cli.io import display_path, write_bytes_atomic
 from restore_cli.report.lossplot import Curve
@@ -42,13 +42,14 @@ def _first(index: dict[str, list[Path]], stem: str, base: Path) -> str | None:
 
 def report_data(report: EvaluationReport, base: Path, inputs: Path | None = None) -> dict:
     """The JSON the page renders from: methods, and per image stem its URLs and scores."""
-    result_index = [stem_index(m.folder) for m in report.methods]
-    input_index = stem_index(inputs) if inputs is not None else {}
-    mask_index = stem_index(report.masks) if report.masks is not None else {}
-    ref_index = stem_index(report.reference) if report.reference is not None else {}
+    recursive = report.recursive
+    result_index = [image_index(m.location, recursive) for m in report.methods]
+    mask_index = image_index(report.masks, recursive) if report.masks is not None else {}
+    stems = set().union(*result_index) if result_index else set(mask_index)
+    input_index = counterpart_index(inputs, stems, recursive) if inputs is not None else {}
+    ref_index = counterpart_index(report.reference, stems, recursive) if report.reference is not None else {}
     records = {(r.method, r.stem): r for r in report.records if r.method is not None}
     mask_scores = {r.stem: r.mask for r in report.records if r.mask is not None}
-    stems = set().union(*result_index) if result_index else set(mask_index)
     items = []
     for stem in sorted(stems, key=os.fsencode):
         results = []
@@ -57,8 +58,8 @@ def report_data(report: EvaluationReport, base: Path, inputs: Path | None = None
             if not paths:
                 results.append(None)
                 continue
-            entry = {"src": relative_url(paths[0], base), "file": display_path(paths[0].name)}
             rec = records.get((method.name, stem))
+            entry = {"src": relative_url(paths[0], base), "file": rec.file if rec else display_path(paths[0].name)}
             if rec is not None:
                 scored = rec.to_json()
                 entry.update({k: scored[k] for k in ("psnr", "ssim")}, identical=scored.get("identical", False))
