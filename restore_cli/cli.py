@@ -474,9 +474,10 @@ def restore_command(
         typer.Argument(help="Image files or folders (read from stdin, one per line, when omitted and piped).",
                        show_default=False),
     ] = None,
-    output: Annotated[Path, typer.Option(
+    output: Annotated[str, typer.Option(  # str, not Path: Path drops the trailing slash of "-o fixed.png/"
         "--output", "-o", help="Folder for the restored images; for one input file, also the result's own "
-                               "name (-o fixed.jpg: its extension picks the format).")] = ...,
+                               "name (-o fixed.jpg: its extension picks the format; fixed.jpg/ is a folder).",
+        show_default=False)] = ...,
     method: Annotated[
         str, typer.Option(help="auto (default: vae when its checkpoint exists, else hybrid), vae (restoration model, "
                                "then inpainting under the learned mask), hybrid (learned mask + inpainting: fast), "
@@ -559,7 +560,8 @@ def restore_command(
 
     def call() -> object:
         options = RestoreOptions(
-            inputs=paths_or_stdin(inputs, "input image or folder"), output=output, method=method,
+            inputs=paths_or_stdin(inputs, "input image or folder"), output=Path(output),
+            output_is_folder=output.endswith(("/", os.sep)), method=method,
             recursive=recursive, fmt=fmt, suffix=suffix, jpeg_quality=jpeg_quality, in_place=in_place, masks=masks,
             save_masks=save_masks,
             mask_threshold=mask_threshold, mask_views=mask_views, mask_scales=mask_scales, tile=tile,
@@ -569,8 +571,8 @@ def restore_command(
         )
         status = restore_files(options, json_out=stdout_stream('the --json records') if json_out else None,
                                console=stderr_console)
-        if not json_out and output.exists():  # a producer: the next command reads where the results are
-            print_path(output)
+        if not json_out and Path(output).exists():  # a producer: the next command reads where the results are
+            print_path(Path(output))
         return status
 
     run_library_call(call, verbose=verbose, quiet=quiet)

@@ -361,6 +361,9 @@ def test_one_file_to_a_named_file(tmp_path: Path) -> None:
     (tmp_path / "looks.png").mkdir()  # an existing folder with an image-like name stays a folder
     assert restore(src, "-o", tmp_path / "looks.png", "--method", "classical").exit_code == 0
     assert (tmp_path / "looks.png" / "p01.png").is_file()
+    # a trailing slash names a new folder (before, Path dropped it and a file named slash.png was written)
+    assert restore(src / "p00.png", "-o", f"{tmp_path / 'slash.png'}/", "--method", "classical").exit_code == 0
+    assert (tmp_path / "slash.png" / "p00.png").is_file()
 
 
 def test_an_image_too_big_for_memory_fails_alone_before_decoding(tmp_path: Path, monkeypatch) -> None:

@@ -58,6 +58,7 @@ OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 class RestoreOptions:
     inputs: list[Path]
     output: Path
+    output_is_folder: bool = False  # "-o x.png/": a folder, though its name looks like an image's
     method: str = DEFAULT_METHOD
     recursive: bool = False
     fmt: str = "same"
@@ -292,8 +293,9 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
     shard = parse_shard(options.shard)
     check_suffix(options.suffix)
     pairs = collect_inputs(options.inputs, recursive=options.recursive)
-    single = single_output(options.inputs, pairs, options.output, fmt=options.fmt, suffix=options.suffix,
-                           shard=options.shard, in_place=options.in_place)
+    single = None if options.output_is_folder else single_output(
+        options.inputs, pairs, options.output, fmt=options.fmt, suffix=options.suffix, shard=options.shard,
+        in_place=options.in_place)
     if single is not None:  # -o names the result: its folder is the output folder, its name the job's output
         options = dataclasses.replace(options, output=options.output.parent)
         jobs = [single]
