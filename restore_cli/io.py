@@ -34,7 +34,7 @@ import stat
 import struct
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -327,12 +327,14 @@ def _icc_matching(path: Path, icc: bytes | None, channels: int) -> bytes | None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike, before_replace: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
 
     The temporary name starts with '.' and ends with '.partial' so folder listings skip it;
     it is removed if the block raises. A ``target`` that exists and is not a regular file (a
     folder, /dev/null, a pipe) is refused with an OSError: replacing it would not write a file there.
+    ``before_replace(tmp)`` runs on the finished file just before the rename, which keeps its size
+    and mtime: a record of it written there is already true of ``target`` the moment it appears.
     """
     target = Path(target)
     if os.path.lexists(target) and not target.is_file():
@@ -348,6 +350,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
@@ -434,16 +438,18 @@ def check_storable(path: str | os.PathLike, image: Image) -> str:
     return fmt
 
 
-def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_QUALITY) -> None:
+def write_image(path: str | os.PathLike, image: Image, jpeg_quality: int = JPEG_QUALITY,
+                before_replace: Callable[[Path], None] | None = None) -> None:
     """Encode ``image`` at ``path`` (format from the suffix) atomically, keeping depth, alpha, EXIF, ICC.
 
     Formats that cannot hold what the image has (16 bits in JPEG/BMP/WebP, alpha in JPEG/BMP)
-    raise :class:`InputError` rather than silently dropping data.
+    raise :class:`InputError` rather than silently dropping data. ``before_replace``: see
+    :func:`atomic_path`.
     """
     path = Path(path)
     fmt = check_storable(path, image)
     array = _merged(image)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, before_replace) as tmp:
         if fmt == "TIFF":
             extratags = [(34675, "B", len(image.icc_profile), image.icc_profile, True)] if image.icc_profile else []
             photometric = "rgb" if array.ndim == 3 and array.shape[2] >= 3 else "minisblack"

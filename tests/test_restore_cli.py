@@ -572,6 +572,40 @@ def test_a_result_retouched_since_it_was_written_is_not_replaced(tmp_path: Path)
     assert forced.exit_code == 0 and (out / "p00.png").read_bytes() != retouched
 
 
+def test_a_stop_around_the_output_rename_is_redone_not_refused(tmp_path: Path, monkeypatch) -> None:
+    """Before, the record was written after the output: a run stopped between the two left an output
+    the next run refused as "not written by restore" (status 3). Now the record comes first, and names
+    the file it replaces, so a stop just before the rename is redone too."""
+    from restore_cli.restoration import runner
+
+    src = folder_of_photos(tmp_path / "in", count=1, size=24)
+    out = tmp_path / "out"
+    real_write = runner.write_image
+
+    def stopped_after_the_rename(*args, **kwargs):
+        real_write(*args, **kwargs)
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(runner, "write_image", stopped_after_the_rename)
+    assert restore(src, "-o", out, "--method", "classical").exit_code == 3
+    monkeypatch.undo()
+    again = restore(src, "-o", out, "--method", "classical", "--json")
+    assert again.exit_code == 0 and statuses(again.stdout) == {"p00.png": "skipped"}, again.stderr
+
+    def stopped_before_the_rename(path, image, jpeg_quality, before_replace):
+        real_write(tmp_path / "elsewhere.png", image, jpeg_quality, before_replace)  # the record, not the rename
+        raise RuntimeError("stopped")
+
+    earlier = (out / "p00.png").read_bytes()
+    PILImage.fromarray(photo(24, 32, 3, seed=7)).save(src / "p00.png")  # a new scan: its result is redone
+    monkeypatch.setattr(runner, "write_image", stopped_before_the_rename)
+    assert restore(src, "-o", out, "--method", "classical").exit_code == 3
+    monkeypatch.undo()
+    assert (out / "p00.png").read_bytes() == earlier  # the file it was replacing, now named under "replaces"
+    redone = restore(src, "-o", out, "--method", "classical", "--json")
+    assert redone.exit_code == 0 and statuses(redone.stdout) == {"p00.png": "ok"}, redone.stderr
+
+
 def test_recursive_listing_keeps_real_paths_over_links(tmp_path: Path) -> None:
     """Before, a link to a folder sorted before it was read instead of the real folder (which was
     skipped as "a link"), and a linked file was restored under the link's name, the real one unmentioned."""

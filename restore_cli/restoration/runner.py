@@ -232,18 +232,19 @@ class _Run:
         # Replace the pixels without Image.with_pixels: it would make two more full-size copies.
         image = dataclasses.replace(image, pixels=np.clip(pixels, 0.0, 1.0, out=pixels))
         del pixels
-        try:
-            write_image(output, image, jpeg_quality=opts.jpeg_quality)
-        except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
-            raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
-        del image
         if mask is None:  # a method that ran without a defect mask
             mask = np.zeros(output_shape, bool)
         coverage = float(np.count_nonzero(mask)) / max(mask.size, 1)
+        extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6),
+                 **({} if output.resolve() == job.source.resolve() else sidecar.replaced(output))}
+        try:  # the record is written just before the rename: no kill leaves an output without one
+            write_image(output, image, jpeg_quality=opts.jpeg_quality,
+                        before_replace=lambda finished: sidecar.write(record_file, before, finished, recipe, extra))
+        except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
+            raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
+        del image
         if mask_out is not None:
             write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)))
-        sidecar.write(record_file, before, output, recipe,
-                      {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)})
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
         return True
 

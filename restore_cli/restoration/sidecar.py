@@ -11,10 +11,15 @@ Hashing a whole archive every night would be slow, so an input whose size and
 mtime_ns equal the record's is trusted without re-hashing (the rsync rule); a touched
 file is hashed and still skipped if its bytes are the same.
 
-The record is written after the output (both atomically): a run killed between the two
-leaves an output without a record, which the next run simply redoes. ``output_sha256``
-lets an in-place run recognise its own output when it comes back as an input, and a rerun
-refuse (without --overwrite) an output edited since it was written, as it refuses one it never wrote.
+The record is written (atomically) when the output is finished but not yet renamed into
+place; the rename keeps size and mtime, so the record is true of the output the moment it
+appears. Before, it was written after the rename, and a run killed between the two left an
+output without a record, which the next run refused as "not written by restore". A run
+stopped before the rename leaves the file it was replacing, which the record names under
+``replaces``, so the next run redoes it instead of taking it for a retouched result.
+``output_sha256`` lets an in-place run recognise its own output when it comes back as an
+input, and a rerun refuse (without --overwrite) an output edited since it was written, as it
+refuses one it never wrote.
 """
 
 from __future__ import annotations
@@ -82,8 +87,18 @@ def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Pat
 def edited_since(record: dict[str, Any] | None, output_path: Path) -> bool:
     """True when ``output_path`` exists and is not the file the record says restore wrote there: the
     user retouched the result (or another tool replaced it), which a rerun must not throw away."""
-    return bool(record) and output_path.is_file() and not _unchanged(
-        output_path, record.get("output"), record.get("output_sha256"))
+    if not record or not output_path.is_file():
+        return False
+    earlier = record.get("replaces") or {}  # a run stopped before its rename left the file it was replacing
+    return not _unchanged(output_path, record.get("output"), record.get("output_sha256")) and not (
+        earlier and _unchanged(output_path, earlier.get("output"), earlier.get("output_sha256")))
+
+
+def replaced(output_path: Path) -> dict[str, Any]:
+    """What a record says of the file its output is about to replace (nothing when there is none)."""
+    if not output_path.is_file():
+        return {}
+    return {"replaces": {"output": file_stamp(output_path), "output_sha256": file_sha256(output_path)}}
 
 
 def snapshot(input_path: Path) -> dict[str, Any]:
@@ -92,7 +107,8 @@ def snapshot(input_path: Path) -> dict[str, Any]:
 
 
 def write(path: Path, before: dict[str, Any], output_path: Path, recipe: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Record that ``output_path`` was made with ``recipe`` from the input ``before`` described."""
+    """Record that ``output_path`` (the finished file, perhaps still under its temporary name) was
+    made with ``recipe`` from the input ``before`` described."""
     record = {
         "restore_version": __version__,
         **before,
