@@ -540,11 +540,12 @@ def defect_mask(image: Image) -> np.ndarray:
     return strongest >= 0.5
 
 
-def write_gray8(path: str | os.PathLike, array: np.ndarray) -> None:
+def write_gray8(path: str | os.PathLike, array: np.ndarray, before_replace: Callable[[Path], None] | None = None) -> None:
     """Write a float [0, 1] or uint8 (H, W) array as an 8-bit grayscale PNG (masks, previews)."""
     if array.dtype != np.uint8:
         array = to_integer(array, 8)
-    write_image(path, Image(pixels=to_float(array.reshape(array.shape[0], array.shape[1], 1), 8)))
+    write_image(path, Image(pixels=to_float(array.reshape(array.shape[0], array.shape[1], 1), 8)),
+                before_replace=before_replace)
 
 
 # --------------------------------------------------------------------------- finding inputs

@@ -478,6 +478,25 @@ def test_saved_masks_never_replace_originals_or_results(tmp_path: Path) -> None:
     assert not (tmp_path / "out5").exists()
 
 
+def test_saved_masks_never_replace_a_users_file_of_the_same_name(tmp_path: Path) -> None:
+    """Before, --save-masks wrote over any p00.png in its folder (a drawing, another run's mask)."""
+    src = folder_of_photos(tmp_path / "in", count=2, size=24)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "p00.png").write_bytes(b"the user's own file")
+    first = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks, "--json")
+    assert first.exit_code == 3 and statuses(first.stdout) == {"p00.png": "failed", "p01.png": "ok"}
+    assert "masks/p00.png exists and is not a mask restore saved" in first.stderr
+    assert (masks / "p00.png").read_bytes() == b"the user's own file"
+    again = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks, "--json")
+    assert statuses(again.stdout) == {"p00.png": "failed", "p01.png": "skipped"}  # its own mask is known
+    PILImage.fromarray(photo(24, 32, 3, seed=9)).save(src / "p01.png")  # a new scan: both redone
+    redone = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks, "--json")
+    assert statuses(redone.stdout) == {"p00.png": "failed", "p01.png": "ok"}
+    forced = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks, "--overwrite")
+    assert forced.exit_code == 0 and (masks / "p00.png").read_bytes() != b"the user's own file"
+
+
 def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=3, size=32)
     masks = _masks_for(src, tmp_path)

@@ -196,8 +196,7 @@ class _Run:
             mask_source = locate_user_mask(opts.masks, job)
             recipe["user_mask"] = sidecar.file_sha256(mask_source)
         record = sidecar.load(record_file)
-        if (not opts.overwrite and sidecar.is_current(record, job.source, output, recipe)
-                and (mask_out is None or mask_out.is_file())):
+        if not opts.overwrite and sidecar.is_current(record, job.source, output, recipe, mask_out):
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
         if not opts.overwrite and output.exists() and output.resolve() != job.source.resolve():
@@ -207,6 +206,9 @@ class _Run:
             if sidecar.edited_since(record, output):  # ours, then retouched: the edit would be lost
                 raise InputError(job.source, f"{display_path(output)} was changed since restore wrote it "
                                              "(pass --overwrite to replace it)")
+        if not opts.overwrite and mask_out is not None and sidecar.mask_not_ours(record, mask_out):
+            raise InputError(job.source, f"--save-masks: {display_path(mask_out)} exists and is not a mask restore "
+                                         "saved for it (pass --overwrite to replace it)")
         before = sidecar.snapshot(job.source)
         header = read_header(job.source)  # refusals that need no pixels come before decoding them
         if header is not None:
@@ -235,16 +237,26 @@ class _Run:
         if mask is None:  # a method that ran without a defect mask
             mask = np.zeros(output_shape, bool)
         coverage = float(np.count_nonzero(mask)) / max(mask.size, 1)
-        extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6),
-                 **({} if output.resolve() == job.source.resolve() else sidecar.replaced(output))}
-        try:  # the record is written just before the rename: no kill leaves an output without one
+        extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6), "mask": None}
+        if output.resolve() != job.source.resolve():
+            extra["replaces"] = sidecar.fingerprint(output)
+
+        def write_result(mask_tmp: Path | None = None) -> None:
+            """Finish the result; record it (and the finished mask) just before the renames, so no
+            kill leaves a file the next run would take for someone else's."""
+            if mask_tmp is not None:
+                extra.update(mask=sidecar.fingerprint(mask_tmp), mask_replaces=sidecar.fingerprint(mask_out))
             write_image(output, image, jpeg_quality=opts.jpeg_quality,
                         before_replace=lambda finished: sidecar.write(record_file, before, finished, recipe, extra))
+
+        try:
+            if mask_out is None:
+                write_result()
+            else:  # the mask's rename comes last: write_result runs on the finished mask
+                write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)), before_replace=write_result)
         except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
             raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
         del image
-        if mask_out is not None:
-            write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)))
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
         return True
 

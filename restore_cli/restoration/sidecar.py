@@ -16,7 +16,10 @@ place; the rename keeps size and mtime, so the record is true of the output the 
 appears. Before, it was written after the rename, and a run killed between the two left an
 output without a record, which the next run refused as "not written by restore". A run
 stopped before the rename leaves the file it was replacing, which the record names under
-``replaces``, so the next run redoes it instead of taking it for a retouched result.
+``replaces``, so the next run redoes it instead of taking it for a retouched result. A mask
+saved with ``--save-masks`` is recorded the same way (``mask``, ``mask_replaces``; both files are
+finished, then the record written, then both renamed), so a rerun tells it from a user's file of
+the same name, which it does not replace without --overwrite.
 ``output_sha256`` lets an in-place run recognise its own output when it comes back as an
 input, and a rerun refuse (without --overwrite) an output edited since it was written, as it
 refuses one it never wrote.
@@ -70,12 +73,25 @@ def _unchanged(path: Path, stat: Any, sha256: Any) -> bool:
     return path.is_file() and file_sha256(path) == sha256
 
 
-def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Path, recipe: dict[str, Any]) -> bool:
-    """True when ``output_path`` is exactly what this recipe makes from ``input_path`` now."""
+def fingerprint(path: Path) -> dict[str, Any] | None:
+    """A file's stamp and sha256, as records name the masks and the files an output replaces."""
+    return {"stamp": file_stamp(path), "sha256": file_sha256(path)} if path.is_file() else None
+
+
+def _matches(path: Path, print_: Any) -> bool:
+    return isinstance(print_, dict) and _unchanged(path, print_.get("stamp"), print_.get("sha256"))
+
+
+def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Path, recipe: dict[str, Any],
+               mask_path: Path | None = None) -> bool:
+    """True when ``output_path`` (and the saved mask at ``mask_path``) is exactly what this recipe
+    makes from ``input_path`` now."""
     recipe = json.loads(json.dumps(recipe))  # compare as stored (tuples become lists)
     if not record or record.get("recipe") != recipe or record.get("restore_version") != __version__:
         return False
     if not _unchanged(output_path, record.get("output"), record.get("output_sha256")):
+        return False
+    if mask_path is not None and not _matches(mask_path, record.get("mask")):
         return False
     if _unchanged(input_path, record.get("input"), record.get("input_sha256")):
         return True
@@ -89,16 +105,18 @@ def edited_since(record: dict[str, Any] | None, output_path: Path) -> bool:
     user retouched the result (or another tool replaced it), which a rerun must not throw away."""
     if not record or not output_path.is_file():
         return False
-    earlier = record.get("replaces") or {}  # a run stopped before its rename left the file it was replacing
-    return not _unchanged(output_path, record.get("output"), record.get("output_sha256")) and not (
-        earlier and _unchanged(output_path, earlier.get("output"), earlier.get("output_sha256")))
+    return not _unchanged(output_path, record.get("output"), record.get("output_sha256")) and not _matches(
+        output_path, record.get("replaces"))  # a run stopped before its rename left the file it was replacing
 
 
-def replaced(output_path: Path) -> dict[str, Any]:
-    """What a record says of the file its output is about to replace (nothing when there is none)."""
-    if not output_path.is_file():
-        return {}
-    return {"replaces": {"output": file_stamp(output_path), "output_sha256": file_sha256(output_path)}}
+def mask_not_ours(record: dict[str, Any] | None, mask_path: Path) -> bool:
+    """True when a file at ``mask_path`` is not the mask this output's record says restore saved
+    there (nor the one it was replacing): a user's file that happens to share the name."""
+    if not mask_path.is_file():
+        return False
+    if record is not None and "mask" not in record:  # written before masks were recorded: cannot tell
+        return False
+    return not (record and (_matches(mask_path, record["mask"]) or _matches(mask_path, record.get("mask_replaces"))))
 
 
 def snapshot(input_path: Path) -> dict[str, Any]:
