@@ -23,6 +23,7 @@ import errno
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,8 +32,8 @@ import numpy as np
 from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
-    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, check_storable, collect_inputs, display_path, read_header,
-    read_image, write_gray8, write_image, write_text_stream,
+    DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, Image, check_storable, collect_inputs, display_path,
+    read_header, read_image, write_gray8, write_image, write_text_stream,
 )
 from restore_cli.log import printable, progress_enabled
 from restore_cli.restoration import sidecar
@@ -237,28 +238,35 @@ class _Run:
         if mask is None:  # a method that ran without a defect mask
             mask = np.zeros(output_shape, bool)
         coverage = float(np.count_nonzero(mask)) / max(mask.size, 1)
-        extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6), "mask": None}
+        extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)}
         if output.resolve() != job.source.resolve():
             extra["replaces"] = sidecar.fingerprint(output)
-
-        def write_result(mask_tmp: Path | None = None) -> None:
-            """Finish the result; record it (and the finished mask) just before the renames, so no
-            kill leaves a file the next run would take for someone else's."""
-            if mask_tmp is not None:
-                extra.update(mask=sidecar.fingerprint(mask_tmp), mask_replaces=sidecar.fingerprint(mask_out))
-            write_image(output, image, jpeg_quality=opts.jpeg_quality,
-                        before_replace=lambda finished: sidecar.write(record_file, before, finished, recipe, extra))
-
         try:
-            if mask_out is None:
-                write_result()
-            else:  # the mask's rename comes last: write_result runs on the finished mask
-                write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)), before_replace=write_result)
+            write_recorded(output, image, opts.jpeg_quality, mask_out, mask, lambda finished, fields: sidecar.write(
+                record_file, before, finished, recipe, {**extra, **fields}))
         except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
             raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
-        del image
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
         return True
+
+
+def write_recorded(output: Path, image: Image, jpeg_quality: int, mask_out: Path | None, mask: np.ndarray,
+                   record: Callable[[Path, dict], None]) -> None:
+    """Write a result (and its mask at ``mask_out``) with its record: both files are finished,
+    then ``record(finished_result, mask_fields)`` runs, then the result and the mask are renamed
+    into place. So no kill leaves a file the next run would take for someone else's."""
+    fields: dict = {"mask": None}
+
+    def write_result(mask_tmp: Path | None = None) -> None:
+        if mask_tmp is not None:
+            fields.update(mask=sidecar.fingerprint(mask_tmp), mask_replaces=sidecar.fingerprint(mask_out))
+        write_image(output, image, jpeg_quality=jpeg_quality,
+                    before_replace=lambda finished: record(finished, fields))
+
+    if mask_out is None:
+        write_result()
+    else:  # the mask's rename comes last: write_result runs on the finished mask
+        write_gray8(mask_out, np.where(mask, np.uint8(255), np.uint8(0)), before_replace=write_result)
 
 
 def memory_available() -> int:
