@@ -161,7 +161,10 @@ def test_data_errors_name_train_vae_s_own_options(folder, tmp_path):
     (tmp_path / "empty").mkdir()
     for args, message in (([str(tmp_path / "empty")], "not a degrade folder (no clean/ inside); make one with "
                                                       "`restore degrade`, or use --clean CLEAN_DIR"),
-                          (["--clean", str(tmp_path / "empty")], "--clean: no clean images found")):
+                          (["--clean", str(tmp_path / "empty")], "--clean: no clean images found"),
+                          # before: "not a degrade folder (no clean/ inside)" for a typo
+                          ([str(tmp_path / "emtpy")], "emtpy: no such folder (give a `restore degrade` output "
+                                                      "folder, or use --clean CLEAN_DIR)")):
         result = _invoke(*args, "-o", str(tmp_path / "m.safetensors"), "--preset", "tiny")
         assert result.exit_code == 2 and message in result.stderr, result.output
 

@@ -143,6 +143,9 @@ class PairSource:
     def __init__(self, root: Path, names: Sequence[str] | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                  online_option: str = "--online"):
         self.root = Path(root)
+        if not self.root.is_dir():
+            raise UsageError(f"{display_path(self.root)}: {'not a folder' if self.root.exists() else 'no such folder'}"
+                             f" (give a `restore degrade` output folder, or use {online_option} CLEAN_DIR)")
         for sub in ("clean", "degraded", "masks"):
             if not (self.root / sub).is_dir():
                 raise UsageError(
