@@ -7,6 +7,7 @@ import json
 import math
 import os
 import signal
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,18 @@ def test_a_degrade_folder_leaves_out_a_sample_with_a_broken_file(folder, tmp_pat
     (copy / "summary.json").write_text('{"state": "unfinished"}')  # a degrade run stopped half-way
     with pytest.raises(UsageError, match="an unfinished dataset"):
         data.PairSource(copy)
+
+
+def test_a_dataset_without_any_defect_is_refused(folder, tmp_path):
+    """Before, a `degrade --preset gaussian` folder trained a detector that marks nothing, silently,
+    its validation F1 reading 1."""
+    blank = tmp_path / "gaussian"
+    shutil.copytree(folder, blank)
+    for mask in (blank / "masks").iterdir():
+        write_gray8(mask, np.zeros((40, 40), np.uint8))
+    with pytest.raises(UsageError, match="every mask is empty"):
+        train_mask(blank, tmp_path / "m.safetensors", TINY)
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_online_batches_are_fresh_but_reproducible(folder):

@@ -417,6 +417,9 @@ def _sources(dataset: Path | None, online: Path | None, config: MaskTrainConfig,
         if config.free_share > 0.0:
             raise UsageError("--free-share needs --online: a degrade folder has no defect-free versions of its crops")
         source = data.PairSource(dataset, max_pixels=max_pixels)
+        if not source.has_defects():
+            raise UsageError(f"{display_path(dataset)}: every mask is empty (made with a preset without local "
+                             "defects, such as gaussian or grain?): a defect detector has nothing to learn from it")
         train_idx, val_idx = data.split_indices(len(source), config.val_fraction, config.val_images, split)
         train = source.subset([source.names[i] for i in train_idx])
         val = source.subset([source.names[i] for i in val_idx])
