@@ -514,6 +514,18 @@ def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     assert np.array_equal(np.delete(restored, np.s_[10:14], axis=0), np.delete(original, np.s_[10:14], axis=0))
 
 
+def test_a_soft_user_mask_that_marks_nothing_is_named(tmp_path: Path) -> None:
+    """Before, a mask painted at half strength (127 < 128) repaired nothing without a word."""
+    src = folder_of_photos(tmp_path / "in", count=1, size=32)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    soft = np.zeros((32, 40), np.uint8)
+    soft[10:14] = 127
+    PILImage.fromarray(soft).save(masks / "p00.png")
+    result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--masks", masks)
+    assert result.exit_code == 0 and "p00.png: marks no defect (its brightest pixel is 50% of white" in result.stderr
+
+
 def test_restore_prints_where_its_results_are_for_the_next_command(tmp_path: Path) -> None:
     src = folder_of_photos(tmp_path / "in", count=2, size=32)
     made = restore(src, "-o", tmp_path / "out", "--method", "classical")

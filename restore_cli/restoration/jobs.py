@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 from restore_cli.errors import InputError, UsageError
 from restore_cli.io import IMAGE_SUFFIXES, defect_mask, display_path, read_image
 
+log = logging.getLogger("restore.restore")
 #: ``--format`` choices and the file extension each writes (``same`` keeps the input's).
 FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "tiff": ".tif", "tif": ".tif"}
 
@@ -179,7 +181,12 @@ def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixel
         raise InputError(
             job.source, f"mask {display_path(path)} is {w}x{h} but the image is {image_shape[1]}x{image_shape[0]}"
         )
-    return defect_mask(mask_image)
+    mask = defect_mask(mask_image)
+    brightest = float(mask_image.pixels.max())
+    if not mask.any() and brightest > 0:  # a soft brush at half strength marked nothing, silently
+        log.warning("%s: marks no defect (its brightest pixel is %.0f%% of white; defects are drawn at 50%% or "
+                    "more): nothing is inpainted", display_path(path), 100 * brightest)
+    return mask
 
 
 __all__ = ["FORMATS", "Job", "parse_shard", "shard_of", "plan_jobs", "single_output", "check_output_folder", "check_masks_folder", "check_suffix", "locate_user_mask", "read_user_mask"]
