@@ -138,6 +138,19 @@ def test_cli_trains_prints_only_the_checkpoint_and_resumes(folder, tmp_path, mon
     per_step = [json.loads(x) for x in out.with_name("vae.steps.jsonl").read_text().splitlines()]
     assert [r["step"] for r in per_step] == [1, 2, 3, 4] and all({"loss", "kl_Y", "img"} <= set(r) for r in per_step)
 
+    def broken(self, step):
+        if step == 1:
+            raise RuntimeError("a disk went away")
+        return original(self, step)
+
+    # a fresh run over it that fails before writing anything of its own leaves the run's history as it was
+    # (before, its step rows were cut to the one step it made, beside the older checkpoint)
+    history = {name: out.with_name(name).read_bytes() for name in ("vae.steps.jsonl", "vae.metrics.jsonl")}
+    monkeypatch.setattr(RealCrops, "__call__", broken)
+    failed = _invoke(str(folder), *common[:-1])
+    assert failed.exit_code != 0 and "a disk went away" in str(failed.exception)
+    assert {name: out.with_name(name).read_bytes() for name in history} == history
+
 
 @pytest.mark.parametrize(
     "args, message",

@@ -105,6 +105,11 @@ class RunPaths:
     def curves(self) -> Path:
         return self._beside(".curves.png")
 
+    @property
+    def steps(self) -> Path:
+        """Every step's losses (train-vae's :class:`~restore_cli.train.vae.StepRecorder`)."""
+        return self._beside(".steps.jsonl")
+
     def check(self, resume: bool, kind: str | None = None) -> None:
         """Before any training: every file of the run can be written (before, a bad ``-o`` failed with
         a traceback at the first checkpoint, the steps up to it lost), ``-o`` does not name a file that
@@ -184,14 +189,19 @@ def _better(value: float, best: float | None, mode: str) -> bool:
 
 
 def fit(model: nnx.Module, optimizer: nnx.Optimizer, train_step: Callable, make_batch: Callable[[int], Batch],
-        config: LoopConfig, paths: RunPaths, **options: Any) -> FitResult:
-    """Train until ``config.steps`` (see :func:`_fit`). A run that stops before it has written a
-    checkpoint or state of its own (diverged, stopped while compiling) puts back the metrics and
-    curves it found: a failed fresh run emptied the history of the checkpoint it left in place."""
-    kept = {path: path.read_bytes() if path.is_file() else None for path in (paths.metrics, paths.curves)}
+        config: LoopConfig, paths: RunPaths, on_stop: Callable[[], None] | None = None, **options: Any) -> FitResult:
+    """Train until ``config.steps`` (see :func:`_fit`); ``on_stop()`` runs when training ends, for any
+    reason (train-vae writes its last per-step rows there). A run that stops before it has written a
+    checkpoint or state of its own (diverged, stopped while compiling) then puts back the metrics,
+    curves and step rows it found: a failed fresh run emptied the history of the checkpoint it left."""
+    kept = {path: path.read_bytes() if path.is_file() else None for path in (paths.metrics, paths.curves, paths.steps)}
     written = {path: file_stamp(path) for path in (paths.checkpoint, paths.last)}
     try:
-        return _fit(model, optimizer, train_step, make_batch, config, paths, **options)
+        try:
+            return _fit(model, optimizer, train_step, make_batch, config, paths, **options)
+        finally:
+            if on_stop is not None:
+                on_stop()
     except BaseException:
         if all(file_stamp(path) == key for path, key in written.items()):
             for path, content in kept.items():

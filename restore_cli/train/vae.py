@@ -256,8 +256,7 @@ def train_vae(
         replicate(optimizer, mesh)
     loss_cfg = LossConfig(arch=cfg.arch, weights=cfg.domain_weights, recon=cfg.recon, cross_weight=cfg.cross_weight,
                           align_weight=cfg.align_weight, map_weight=cfg.map_weight, ssim_weight=cfg.ssim_weight, seed=seed)
-    step_fn = StepRecorder(make_step(loss_cfg, mesh), Path(checkpoint).with_name(Path(checkpoint).stem + ".steps.jsonl"),
-                           log_every)
+    step_fn = StepRecorder(make_step(loss_cfg, mesh), RunPaths(Path(checkpoint)).steps, log_every)
     evaluate = make_evaluator(model, pairs)
     settings = {**cfg.to_dict(), "steps": steps, "seed": seed, "real": display_path(real) if real else None}
     log.info("%s (%s preset): %d parameters, %d steps of %d x %dpx crops (%d per epoch) on %d device(s)",
@@ -274,11 +273,9 @@ def train_vae(
     resume_key = {k: v for k, v in settings.items() if k not in ("eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
-    try:
-        result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), header=header,
-                     evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
-    finally:  # also on Ctrl-C / SIGTERM: fit writes the state of the step it stopped on, and these rows reach it
-        step_fn.flush()
+    # on_stop, also on Ctrl-C / SIGTERM: fit writes the state of the step it stopped on, and these rows reach it
+    result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), on_stop=step_fn.flush,
+                 header=header, evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
     log.info("done: step %d, best val PSNR %s dB at step %s; %.2f steps/s after %.1f s compile; %.0f s in all",
              result.step, f"{result.best:.2f}" if result.best is not None else "n/a", result.best_step,
              result.steps_per_s, result.compile_s, time.perf_counter() - started)
