@@ -137,8 +137,8 @@ def test_a_dataset_without_any_defect_is_refused(folder, tmp_path):
     its validation F1 reading 1."""
     blank = tmp_path / "gaussian"
     shutil.copytree(folder, blank)
-    for mask in (blank / "masks").iterdir():
-        write_gray8(mask, np.zeros((40, 40), np.uint8))
+    for mask_file in (blank / "masks").iterdir():
+        write_gray8(mask_file, np.zeros((40, 40), np.uint8))
     with pytest.raises(UsageError, match="every mask is empty"):
         train_mask(blank, tmp_path / "m.safetensors", TINY)
     assert not (tmp_path / "m.safetensors").exists()
