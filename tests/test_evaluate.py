@@ -269,6 +269,11 @@ def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
         io.write_gray8(tmp_path / "pred" / sub / "a.png", truth if sub == "roll1" else np.zeros_like(truth))
     flat = _run(tmp_path / "out", "--reference", tmp_path / "clean")
     assert flat.exit_code == 1 and "add -r" in flat.stderr
+    _write(tmp_path / "out" / "top.png", _img(3))
+    _write(tmp_path / "clean" / "top.png", _img(3))
+    mixed = _run(tmp_path / "out", "--reference", tmp_path / "clean")
+    assert mixed.exit_code == 0 and "its sub-folders are not read (add -r" in mixed.stderr
+    (tmp_path / "out" / "top.png").unlink()
     out = _run(tmp_path / "out", "-r", "--reference", tmp_path / "clean", "--masks", tmp_path / "pred",
                "--true-masks", tmp_path / "true", "--json")
     assert out.exit_code == 0, out.stderr

@@ -176,6 +176,10 @@ def evaluate_folders(
         raise RestoreError(f"no images to evaluate in {', '.join(display_path(f) for f in results)}"
                            + ("" if recursive or not any(_has_subfolder(f) for f in results)
                               else "; its images are in sub-folders: add -r (--recursive)"))
+    if not recursive:
+        for method, index in zip(methods, indexes):
+            if index and _has_subfolder(method.location):
+                log.warning("%s: its sub-folders are not read (add -r to score them too)", display_path(method.location))
     if reference is None and items:
         log.info("no --reference given: PSNR and SSIM are not computed")
     ref_index = (counterpart_index(reference, {key for _, key, _ in items}, recursive)
