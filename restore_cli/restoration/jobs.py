@@ -31,6 +31,7 @@ from restore_cli.errors import InputError, UsageError
 from restore_cli.io import IMAGE_SUFFIXES, defect_mask, display_path, read_image
 
 log = logging.getLogger("restore.restore")
+
 #: ``--format`` choices and the file extension each writes (``same`` keeps the input's).
 FORMATS = {"same": None, "png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "tiff": ".tif", "tif": ".tif"}
 
