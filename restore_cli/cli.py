@@ -52,7 +52,7 @@ app = typer.Typer(
 
 # ----------------------------------------------------------------- shared options (defined once)
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr (compile counts, timings).")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors and the final summary on stderr.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings, errors and the final summary on stderr.")]
 Recursive = Annotated[
     bool, typer.Option("--recursive", "-r", help="Descend into sub-folders (restore mirrors them in its output; "
                                                  "evaluate pairs files by their path below each folder).")
