@@ -208,6 +208,14 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
     assert result.exit_code == 4
     assert "locked" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not list(out.glob("*.png"))
+    # a --save-masks folder too: another run writing masks there would have its unfinished files
+    # cleaned away (before, it failed with "No such file or directory")
+    masks = tmp_path / "masks"
+    lock_path(masks).parent.mkdir(parents=True)
+    with open(lock_path(masks), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--save-masks", masks)
+    assert result.exit_code == 4 and "masks is locked" in result.stderr
 
 
 def test_shards_share_an_output_folder_but_exclude_their_twin_and_unsharded_runs(tmp_path: Path) -> None:
@@ -495,6 +503,9 @@ def test_saved_masks_never_replace_a_users_file_of_the_same_name(tmp_path: Path)
     assert statuses(redone.stdout) == {"p00.png": "failed", "p01.png": "ok"}
     forced = restore(src, "-o", tmp_path / "out", "--method", "classical", "--save-masks", masks, "--overwrite")
     assert forced.exit_code == 0 and (masks / "p00.png").read_bytes() != b"the user's own file"
+    # masks restore saved are its own whatever the output (before: refused for another -o)
+    elsewhere = restore(src / "p01.png", "-o", tmp_path / "other.jpg", "--method", "classical", "--save-masks", masks)
+    assert elsewhere.exit_code == 0, elsewhere.stderr
 
 
 def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:

@@ -207,7 +207,10 @@ class _Run:
             if sidecar.edited_since(record, output):  # ours, then retouched: the edit would be lost
                 raise InputError(job.source, f"{display_path(output)} was changed since restore wrote it "
                                              "(pass --overwrite to replace it)")
-        if not opts.overwrite and mask_out is not None and sidecar.mask_not_ours(record, mask_out):
+        mask_record_file = None if mask_out is None else sidecar.record_path(opts.save_masks,
+                                                                              mask_out.relative_to(opts.save_masks))
+        if (not opts.overwrite and mask_out is not None
+                and sidecar.mask_not_ours(sidecar.load(mask_record_file), record, mask_out)):
             raise InputError(job.source, f"--save-masks: {display_path(mask_out)} exists and is not a mask restore "
                                          "saved for it (pass --overwrite to replace it)")
         before = sidecar.snapshot(job.source)
@@ -241,9 +244,14 @@ class _Run:
         extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)}
         if output.resolve() != job.source.resolve():
             extra["replaces"] = sidecar.fingerprint(output)
+        def record_result(finished: Path, fields: dict) -> None:
+            sidecar.write(record_file, before, finished, recipe, {**extra, **fields})
+
+        def record_mask(finished: Path) -> None:
+            sidecar.write_mask_record(mask_record_file, finished, mask_out, display_path(job.source))
+
         try:
-            write_recorded(output, image, opts.jpeg_quality, mask_out, mask, lambda finished, fields: sidecar.write(
-                record_file, before, finished, recipe, {**extra, **fields}))
+            write_recorded(output, image, opts.jpeg_quality, mask_out, mask, record_result, record_mask)
         except InputError as exc:  # e.g. 16 bits or alpha asked for as JPEG: name the input, not the output
             raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
@@ -251,17 +259,18 @@ class _Run:
 
 
 def write_recorded(output: Path, image: Image, jpeg_quality: int, mask_out: Path | None, mask: np.ndarray,
-                   record: Callable[[Path, dict], None]) -> None:
-    """Write a result (and its mask at ``mask_out``) with its record: both files are finished,
-    then ``record(finished_result, mask_fields)`` runs, then the result and the mask are renamed
-    into place. So no kill leaves a file the next run would take for someone else's."""
-    fields: dict = {"mask": None}
+                   record_result: Callable[[Path, dict], None], record_mask: Callable[[Path], None]) -> None:
+    """Write a result (and its mask at ``mask_out``) with their records, each record just before
+    its file's rename: the mask is finished, then the result; ``record_result(finished, fields)``
+    (``fields`` names the mask), the result's rename, ``record_mask(finished)``, the mask's rename.
+    So no kill leaves a file the next run would take for someone else's."""
 
     def write_result(mask_tmp: Path | None = None) -> None:
-        if mask_tmp is not None:
-            fields.update(mask=sidecar.fingerprint(mask_tmp), mask_replaces=sidecar.fingerprint(mask_out))
+        fields = {"mask": None if mask_tmp is None else sidecar.fingerprint(mask_tmp)}
         write_image(output, image, jpeg_quality=jpeg_quality,
-                    before_replace=lambda finished: record(finished, fields))
+                    before_replace=lambda finished: record_result(finished, fields))
+        if mask_tmp is not None:
+            record_mask(mask_tmp)
 
     if mask_out is None:
         write_result()
@@ -332,7 +341,10 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         options.output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RestoreError(f"{display_path(options.output)}: cannot create the output folder ({exc.strerror})") from None
-    with OutputLock(options.output, shard):
+    with contextlib.ExitStack() as locks:  # a --save-masks folder is written (and cleaned up) too
+        locks.enter_context(OutputLock(options.output, shard))
+        if options.save_masks is not None and options.save_masks.resolve() != options.output.resolve():
+            locks.enter_context(OutputLock(options.save_masks, shard))
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
             options.output: [job.rel_output for job in jobs] if only_own else None,

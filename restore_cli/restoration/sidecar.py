@@ -17,9 +17,10 @@ appears. Before, it was written after the rename, and a run killed between the t
 output without a record, which the next run refused as "not written by restore". A run
 stopped before the rename leaves the file it was replacing, which the record names under
 ``replaces``, so the next run redoes it instead of taking it for a retouched result. A mask
-saved with ``--save-masks`` is recorded the same way (``mask``, ``mask_replaces``; both files are
-finished, then the record written, then both renamed), so a rerun tells it from a user's file of
-the same name, which it does not replace without --overwrite.
+saved with ``--save-masks`` has a record of its own in ``MASKS/.restore/`` (written just before
+the mask's rename, as the result's is), so any later run, whatever its output folder, tells it
+from a user's file of the same name, which it does not replace without --overwrite; the
+result's record names the mask too (``mask``), so a deleted or changed mask is made again.
 ``output_sha256`` lets an in-place run recognise its own output when it comes back as an
 input, and a rerun refuse (without --overwrite) an output edited since it was written, as it
 refuses one it never wrote.
@@ -109,14 +110,21 @@ def edited_since(record: dict[str, Any] | None, output_path: Path) -> bool:
         output_path, record.get("replaces"))  # a run stopped before its rename left the file it was replacing
 
 
-def mask_not_ours(record: dict[str, Any] | None, mask_path: Path) -> bool:
-    """True when a file at ``mask_path`` is not the mask this output's record says restore saved
-    there (nor the one it was replacing): a user's file that happens to share the name."""
+def mask_not_ours(mask_record: dict[str, Any] | None, result_record: dict[str, Any] | None, mask_path: Path) -> bool:
+    """True when a file at ``mask_path`` is not the mask its record says restore saved there (nor
+    the one it was replacing): a user's file that happens to share the name."""
     if not mask_path.is_file():
         return False
-    if record is not None and "mask" not in record:  # written before masks were recorded: cannot tell
-        return False
-    return not (record and (_matches(mask_path, record["mask"]) or _matches(mask_path, record.get("mask_replaces"))))
+    if mask_record is None:  # masks saved before they had records: the result's record cannot tell either
+        return not (result_record is not None and "mask" not in result_record)
+    return not (_matches(mask_path, mask_record.get("mask")) or _matches(mask_path, mask_record.get("replaces")))
+
+
+def write_mask_record(path: Path, finished: Path, mask_path: Path, input_path: str) -> None:
+    """Record that the finished mask (still under its temporary name) is about to replace ``mask_path``."""
+    record = {"restore_version": __version__, "input_path": input_path, "mask": fingerprint(finished),
+              "replaces": fingerprint(mask_path)}
+    write_bytes_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
 def snapshot(input_path: Path) -> dict[str, Any]:
