@@ -252,6 +252,9 @@ def test_single_result_file_against_a_reference_file(tmp_path: Path) -> None:
     assert len(records) == 1 and records[0]["file"] == "fixed.png"
     expected = metrics.psnr(io.read_image(result_file).pixels, io.read_image(reference).pixels)
     assert records[0]["psnr"] == pytest.approx(expected, abs=1e-3)
+    other = _write(tmp_path / "other.png", _noisy(clean, 0.1, 3))
+    two = _run(result_file, other, "--reference", reference)  # before: "nothing for 1 of the 2 reference images"
+    assert two.exit_code == 0 and "WARNING" not in two.stderr, two.stderr
 
 
 def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
@@ -269,6 +272,11 @@ def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
         io.write_gray8(tmp_path / "pred" / sub / "a.png", truth if sub == "roll1" else np.zeros_like(truth))
     flat = _run(tmp_path / "out", "--reference", tmp_path / "clean")
     assert flat.exit_code == 1 and "add -r" in flat.stderr
+    masks_only = _run("--masks", tmp_path / "pred", "--true-masks", tmp_path / "true", input="")
+    assert masks_only.exit_code == 1 and "no mask images found; its images are in sub-folders: add -r" in masks_only.stderr
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    nothing = _run(tmp_path / "empty", "--reference", tmp_path / "clean")
+    assert nothing.exit_code == 1 and "add -r" not in nothing.stderr  # no image anywhere: -r would not help
     _write(tmp_path / "out" / "top.png", _img(3))
     _write(tmp_path / "clean" / "top.png", _img(3))
     mixed = _run(tmp_path / "out", "--reference", tmp_path / "clean")
@@ -281,6 +289,9 @@ def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
     assert set(records) == {"roll1/a.png", "roll2/a.png"}
     assert records["roll1/a.png"]["psnr"] > records["roll2/a.png"]["psnr"]  # sigma 0.02 against 0.04
     assert records["roll1/a.png"]["f1"] == 1.0 and records["roll2/a.png"]["f1"] == 0.0
+    (tmp_path / "out" / "roll2" / "a.png").unlink()  # messages name the path below the folder
+    missing = _run(tmp_path / "out", "-r", "--reference", tmp_path / "clean")
+    assert "nothing for 2 of the 3 reference images (roll2/a.png, top.png)" in missing.stderr
 
 
 @pytest.mark.parametrize(

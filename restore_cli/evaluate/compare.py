@@ -18,6 +18,7 @@ record of their own with ``method = None``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import InputError, RestoreError, UsageError
 from restore_cli.evaluate import metrics
 from restore_cli.evaluate.records import EvaluationReport, ImageRecord, Method
-from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, list_images, read_image
+from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, is_image_name, list_images, read_image
 
 log = logging.getLogger("restore.evaluate")
 
@@ -50,6 +51,28 @@ def image_index(location: Path, recursive: bool = False) -> dict[str, list[Path]
     return index
 
 
+def shown_name(key: str, path: Path) -> str:
+    """How messages and records name a file: its path below the folder given (``sub/x.png``)."""
+    return display_path(key + path.suffix)
+
+
+def images_below(location: Path) -> bool:
+    """Whether a folder's sub-folders hold an image (only -r reads them), found without listing,
+    and so without warning about, every other file of the tree."""
+    for folder, subfolders, files in os.walk(location):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        if Path(folder) != location and any(is_image_name(Path(name)) for name in files if not name.startswith(".")):
+            return True
+    return False
+
+
+def _hint_recursive(locations: list[Path], recursive: bool) -> str:
+    """The end of a "nothing found" message when the images are in sub-folders (read with -r)."""
+    if recursive or not any(location.is_dir() and images_below(location) for location in locations):
+        return ""
+    return "; its images are in sub-folders: add -r (--recursive)"
+
+
 def counterpart_index(location: Path, keys: Iterable[str], recursive: bool = False) -> dict[str, list[Path]]:
     """:func:`image_index` of a reference or true-mask location; one file serves every key."""
     if location.is_file():
@@ -60,9 +83,9 @@ def counterpart_index(location: Path, keys: Iterable[str], recursive: bool = Fal
 def _warn_unmatched(what: str, scored: set[str], expected: dict[str, list[Path]], noun: str, effect: str) -> None:
     """Say when a method (or the predicted masks) has nothing for some of the expected files: two
     methods scored on different images are not comparable, and a missing result is easy to miss."""
-    missing = sorted(stem for stem in expected if stem not in scored)
+    missing = sorted(key for key in expected if key not in scored)
     if missing:
-        shown = ", ".join(expected[stem][0].name for stem in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        shown = ", ".join(shown_name(key, expected[key][0]) for key in missing[:3]) + (", ..." if len(missing) > 3 else "")
         log.warning("%s: nothing for %d of the %d %ss (%s); %s", what, len(missing), len(expected), noun, shown,
                     effect)
 
@@ -104,7 +127,7 @@ def _counterpart(key: str, path: Path, index: dict[str, list[Path]], location: P
     if not found:
         raise InputError(path, f"no {what} named {display_path(key)}.* in {display_path(location)}")
     if len(found) > 1:
-        names = ", ".join(display_path(p.name) for p in found)
+        names = ", ".join(shown_name(key, p) for p in found)
         raise InputError(path, f"ambiguous {what}: several files in {display_path(location)} share its name ({names})")
     return found[0]
 
@@ -174,12 +197,11 @@ def evaluate_folders(
     items = [(m, key, path) for m, index in zip(methods, indexes) for key, paths in index.items() for path in paths]
     if not items and masks is None:
         raise RestoreError(f"no images to evaluate in {', '.join(display_path(f) for f in results)}"
-                           + ("" if recursive or not any(_has_subfolder(f) for f in results)
-                              else "; its images are in sub-folders: add -r (--recursive)"))
-    if not recursive:
-        for method, index in zip(methods, indexes):
-            if index and _has_subfolder(method.location):
-                log.warning("%s: its sub-folders are not read (add -r to score them too)", display_path(method.location))
+                           + _hint_recursive(results, recursive))
+    for method, index in zip(methods, indexes):
+        if index and _hint_recursive([method.location], recursive):
+            log.warning("%s: the images in its sub-folders are not read (add -r to score them too)",
+                        display_path(method.location))
     if reference is None and items:
         log.info("no --reference given: PSNR and SSIM are not computed")
     ref_index = (counterpart_index(reference, {key for _, key, _ in items}, recursive)
@@ -193,28 +215,19 @@ def evaluate_folders(
             raise InputError(path, f"same name stem as {display_path(seen[method.name, key].name)} in this folder; "
                                    "scored only once")
         seen[method.name, key] = path
-        shown = path.name if path == method.location else path.relative_to(method.location).as_posix()
-        rec = ImageRecord(file=display_path(shown), stem=key, method=method.name, path=path)
+        rec = ImageRecord(file=shown_name(key, path), stem=key, method=method.name, path=path)
         if reference is not None:
             ref_path = _counterpart(key, path, ref_index, reference, "reference image")
             rec.psnr, rec.ssim, rec.luminance = score_image(path, ref_path, max_pixels)
         records.append(rec)
 
     summary = run_batch(items, score, fail_fast=fail_fast)
-    for method in methods:
+    for method in methods if reference is not None and reference.is_dir() else ():  # a file matches any name
         _warn_unmatched(method.name, {rec.stem for rec in records if rec.method == method.name}, ref_index,
                         "reference image", "its means are over the rest only")
     if masks is not None and true_masks is not None and not (fail_fast and summary.failed):
         _score_masks(masks, true_masks, records, summary, max_pixels, fail_fast, recursive)
     return EvaluationReport(methods, records, summary, reference, masks, true_masks, recursive)
-
-
-def _has_subfolder(location: Path) -> bool:
-    try:
-        return location.is_dir() and any(entry.is_dir() and not entry.name.startswith(".")
-                                         for entry in location.iterdir())
-    except OSError:
-        return False
 
 
 def _score_masks(
@@ -226,7 +239,10 @@ def _score_masks(
     true_index = counterpart_index(true_masks, pred_index, recursive)
     pred_files = [(key, path) for key, paths in pred_index.items() for path in paths]
     if not pred_files:
-        log.warning("%s: no mask images found", display_path(masks))
+        message = f"{display_path(masks)}: no mask images found{_hint_recursive([masks], recursive)}"
+        if not records:  # masks were all there was to evaluate
+            raise RestoreError(message)
+        log.warning("%s", message)
     scored: dict[str, dict] = {}
     files_by_key: dict[str, Path] = {}
 
@@ -239,7 +255,9 @@ def _score_masks(
         files_by_key[key] = path
 
     mask_summary = run_batch(pred_files, score, fail_fast=fail_fast)
-    _warn_unmatched(display_path(masks), set(scored), true_index, "true mask", "the mask means are over the rest only")
+    if true_masks.is_dir():  # a file matches any name
+        _warn_unmatched(display_path(masks), set(scored), true_index, "true mask",
+                        "the mask means are over the rest only")
     summary.failed += mask_summary.failed
     summary.errors.extend(mask_summary.errors)
     with_result = set()
@@ -249,7 +267,6 @@ def _score_masks(
             with_result.add(rec.stem)
     for key, scores in scored.items():
         if key not in with_result:
-            path = files_by_key[key]
-            shown = path.name if path == masks else path.relative_to(masks).as_posix()
-            records.append(ImageRecord(file=display_path(shown), stem=key, method=None, path=None, mask=scores))
+            records.append(ImageRecord(file=shown_name(key, files_by_key[key]), stem=key, method=None, path=None,
+                                       mask=scores))
             summary.done += 1
