@@ -534,7 +534,10 @@ def test_a_soft_user_mask_that_marks_nothing_is_named(tmp_path: Path) -> None:
     soft[10:14] = 127
     PILImage.fromarray(soft).save(masks / "p00.png")
     result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--masks", masks)
-    assert result.exit_code == 0 and "p00.png: marks no defect (its brightest pixel is 50% of white" in result.stderr
+    assert result.exit_code == 0 and "p00.png: marks no defect (its brightest pixel is 49.8% of white" in result.stderr
+    PILImage.fromarray(np.full((32, 40), 255, np.uint8)).save(masks / "p00.png")  # before: the file went unnamed
+    everything = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--masks", masks)
+    assert "p00.png: its defect mask covers the whole image; nothing to inpaint from" in everything.stderr
 
 
 def test_restore_prints_where_its_results_are_for_the_next_command(tmp_path: Path) -> None:

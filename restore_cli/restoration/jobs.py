@@ -185,7 +185,7 @@ def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixel
     mask = defect_mask(mask_image)
     brightest = float(mask_image.pixels.max())
     if not mask.any() and brightest > 0:  # a soft brush at half strength marked nothing, silently
-        log.warning("%s: marks no defect (its brightest pixel is %.0f%% of white; defects are drawn at 50%% or "
+        log.warning("%s: marks no defect (its brightest pixel is %.1f%% of white; defects are drawn at 50%% or "
                     "more): nothing is inpainted", display_path(path), 100 * brightest)
     return mask
 

@@ -241,6 +241,9 @@ class _Run:
         if mask is None:  # a method that ran without a defect mask
             mask = np.zeros(output_shape, bool)
         coverage = float(np.count_nonzero(mask)) / max(mask.size, 1)
+        if coverage >= 1.0:
+            log.warning("%s: its defect mask covers the whole image; nothing to inpaint from (left as it was)",
+                        display_path(job.source))
         extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)}
         if output.resolve() != job.source.resolve():
             extra["replaces"] = sidecar.fingerprint(output)
