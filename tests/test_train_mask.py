@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from restore_cli.errors import CheckpointError, RestoreError, UsageError
-from restore_cli.io import Image, write_gray8, write_image
+from restore_cli.io import Image, read_image, write_gray8, write_image
 from restore_cli.models.checkpoint import read_checkpoint, read_header, save_checkpoint
 from restore_cli.models.unet import UNetConfig
 from restore_cli.restoration.mask_detector import MaskDetector
@@ -142,6 +142,14 @@ def test_a_dataset_without_any_defect_is_refused(folder, tmp_path):
     with pytest.raises(UsageError, match="every mask is empty"):
         train_mask(blank, tmp_path / "m.safetensors", TINY)
     assert not (tmp_path / "m.safetensors").exists()
+    # a 0/1 mask (numpy booleans saved as 8 bits) marks defects, as restore --masks and evaluate read it
+    ones = tmp_path / "ones"
+    shutil.copytree(folder, ones)
+    for mask_file in (ones / "masks").iterdir():
+        write_gray8(mask_file, (read_image(mask_file).pixels[:, :, 0] > 0.5).astype(np.uint8))
+    source = data.PairSource(ones)
+    assert source.has_defects()
+    assert np.array_equal(source._load("img0.png")[2], data.PairSource(folder)._load("img0.png")[2])
 
 
 def test_online_batches_are_fresh_but_reproducible(folder):
@@ -425,7 +433,7 @@ def test_threshold_and_metadata_survive_save_and_load(trained, folder):
         probs = detector.probabilities(np.random.default_rng(0).random(shape, dtype=np.float32))
         assert probs.shape == shape and probs.dtype == np.float32 and 0 <= probs.min() <= probs.max() <= 1
     assert detector.compile_count == 1
-    luma = data.to_luma(np.asarray(__import__("restore_cli.io").io.read_image(folder / "degraded" / "img0.png").pixels))
+    luma = data.to_luma(np.asarray(read_image(folder / "degraded" / "img0.png").pixels))
     probs = detector.probabilities(luma)
     assert np.array_equal(detector.predict(luma), probs >= detector.threshold)
     assert np.array_equal(detector.predict(luma, threshold=0.0), np.ones_like(luma, bool))

@@ -50,7 +50,9 @@ import numpy as np
 from PIL import Image
 
 from restore_cli.errors import UsageError
-from restore_cli.io import DEFAULT_MAX_PIXELS, display_path, list_images, read_header, read_image, usable_images
+from restore_cli.io import (
+    DEFAULT_MAX_PIXELS, defect_mask, display_path, list_images, read_header, read_image, usable_images,
+)
 from restore_cli.restoration.tiling import pad_to
 from restore_cli.train.prefetch import Prefetcher  # noqa: F401  (part of this module's API)
 
@@ -195,11 +197,12 @@ class PairSource:
         return other
 
     def _load(self, name: str) -> tuple[np.ndarray, ...]:
-        read = lambda sub: to_luma(read_image(self.root / sub / name, self.max_pixels).pixels)  # noqa: E731
-        degraded, clean, mask = read("degraded"), read("clean"), read("masks")
+        read = lambda sub: read_image(self.root / sub / name, self.max_pixels)  # noqa: E731
+        degraded, clean = to_luma(read("degraded").pixels), to_luma(read("clean").pixels)
+        mask = defect_mask(read("masks"))  # as restore and evaluate read masks: 0/1 files too
         if not degraded.shape == clean.shape == mask.shape:
             raise UsageError(f"{display_path(self.root)}: {name} differs in size between clean/degraded/masks")
-        return degraded, clean, (mask > 0.5).astype(np.float32)
+        return degraded, clean, mask.astype(np.float32)
 
     def sample(self, rng: np.random.Generator, index: int, crop: int, augment: bool) -> tuple[np.ndarray, ...]:
         name = self.names[index]
