@@ -354,7 +354,7 @@ def evaluate(
 
     run_library_call(
         lambda: run_evaluation(
-            paths_or_stdin(results, "result folder", required=masks is None),
+            paths_or_stdin(results, "result folder or file", required=masks is None),
             reference=reference, masks=masks, true_masks=true_masks, inputs=inputs, html=html,
             curves=curves or (), json_out=stdout_stream('the --json records') if json_out else None, console=stderr_console,
             detail=not quiet, max_pixels=max_pixels, recursive=recursive,
@@ -561,7 +561,7 @@ def restore_command(
     def call() -> object:
         options = RestoreOptions(
             inputs=paths_or_stdin(inputs, "input image or folder"), output=Path(output),
-            output_is_folder=output.endswith(("/", os.sep)), method=method,
+            output_is_folder=output.endswith(("/", os.sep, "/.", os.sep + ".")), method=method,
             recursive=recursive, fmt=fmt, suffix=suffix, jpeg_quality=jpeg_quality, in_place=in_place, masks=masks,
             save_masks=save_masks,
             mask_threshold=mask_threshold, mask_views=mask_views, mask_scales=mask_scales, tile=tile,

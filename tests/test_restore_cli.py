@@ -372,6 +372,11 @@ def test_one_file_to_a_named_file(tmp_path: Path) -> None:
     # a trailing slash names a new folder (before, Path dropped it and a file named slash.png was written)
     assert restore(src / "p00.png", "-o", f"{tmp_path / 'slash.png'}/", "--method", "classical").exit_code == 0
     assert (tmp_path / "slash.png" / "p00.png").is_file()
+    assert restore(src / "p00.png", "-o", f"{tmp_path / 'dot.png'}/.", "--method", "classical").exit_code == 0
+    assert (tmp_path / "dot.png" / "p00.png").is_file()
+    # a file where the folder should be is a usage error (before: status 1, "cannot create the output folder")
+    on_file = restore(src / "p00.png", "-o", f"{src / 'p01.png'}/", "--method", "classical")
+    assert on_file.exit_code == 2 and "p01.png: exists and is not a folder" in on_file.stderr
 
 
 def test_an_image_too_big_for_memory_fails_alone_before_decoding(tmp_path: Path, monkeypatch) -> None:

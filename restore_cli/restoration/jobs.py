@@ -124,7 +124,11 @@ def _input_folders(inputs: list[Path], pairs: list[tuple[Path, Path]]) -> set[Pa
 
 
 def check_output_folder(inputs: list[Path], pairs: list[tuple[Path, Path]], output: Path, recursive: bool, in_place: bool) -> None:
-    """UsageError if ``output`` would mix results into the inputs' folders and ``--in-place`` is not given."""
+    """UsageError if ``output`` is a file, or would mix results into the inputs' folders and
+    ``--in-place`` is not given."""
+    if output.exists() and not output.is_dir():  # before: "cannot create the output folder", status 1
+        raise UsageError(f"-o {display_path(output)}: exists and is not a folder (name a folder for the results"
+                         f"{'' if output.suffix.lower() in IMAGE_SUFFIXES else ', or an image file for one result'})")
     if in_place:
         return
     target = output.resolve()
