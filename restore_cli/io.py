@@ -540,7 +540,8 @@ def defect_mask(image: Image) -> np.ndarray:
     return strongest >= 0.5
 
 
-def write_gray8(path: str | os.PathLike, array: np.ndarray, before_replace: Callable[[Path], None] | None = None) -> None:
+def write_gray8(path: str | os.PathLike, array: np.ndarray,
+                before_replace: Callable[[Path], None] | None = None) -> None:
     """Write a float [0, 1] or uint8 (H, W) array as an 8-bit grayscale PNG (masks, previews)."""
     if array.dtype != np.uint8:
         array = to_integer(array, 8)

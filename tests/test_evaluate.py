@@ -273,7 +273,8 @@ def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
     flat = _run(tmp_path / "out", "--reference", tmp_path / "clean")
     assert flat.exit_code == 1 and "add -r" in flat.stderr
     masks_only = _run("--masks", tmp_path / "pred", "--true-masks", tmp_path / "true", input="")
-    assert masks_only.exit_code == 1 and "no mask images found; its images are in sub-folders: add -r" in masks_only.stderr
+    assert masks_only.exit_code == 1
+    assert "no mask images found; its images are in sub-folders: add -r" in masks_only.stderr
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     nothing = _run(tmp_path / "empty", "--reference", tmp_path / "clean")
     assert nothing.exit_code == 1 and "add -r" not in nothing.stderr  # no image anywhere: -r would not help

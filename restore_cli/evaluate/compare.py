@@ -85,7 +85,8 @@ def _warn_unmatched(what: str, scored: set[str], expected: dict[str, list[Path]]
     methods scored on different images are not comparable, and a missing result is easy to miss."""
     missing = sorted(key for key in expected if key not in scored)
     if missing:
-        shown = ", ".join(shown_name(key, expected[key][0]) for key in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        shown = ", ".join(shown_name(key, expected[key][0]) for key in missing[:3])
+        shown += ", ..." if len(missing) > 3 else ""
         log.warning("%s: nothing for %d of the %d %ss (%s); %s", what, len(missing), len(expected), noun, shown,
                     effect)
 

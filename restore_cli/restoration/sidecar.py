@@ -79,8 +79,9 @@ def fingerprint(path: Path) -> dict[str, Any] | None:
     return {"stamp": file_stamp(path), "sha256": file_sha256(path)} if path.is_file() else None
 
 
-def _matches(path: Path, print_: Any) -> bool:
-    return isinstance(print_, dict) and _unchanged(path, print_.get("stamp"), print_.get("sha256"))
+def _matches(path: Path, expected: Any) -> bool:
+    """Whether ``path`` is the file a :func:`fingerprint` describes."""
+    return isinstance(expected, dict) and _unchanged(path, expected.get("stamp"), expected.get("sha256"))
 
 
 def is_current(record: dict[str, Any] | None, input_path: Path, output_path: Path, recipe: dict[str, Any],
