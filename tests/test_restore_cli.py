@@ -216,6 +216,17 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--save-masks", masks)
     assert result.exit_code == 4 and "masks is locked" in result.stderr
+    # a folder of another run's nested in this one's: its unfinished files are that run's (before,
+    # this run's clean-up deleted them, and that run failed at those files)
+    nested = tmp_path / "out3" / "masks_of_another_run"
+    lock_path(nested).parent.mkdir(parents=True)
+    lock_path(nested).touch()
+    in_flight = nested / ".p00.abc.partial"
+    in_flight.write_bytes(b"being written")
+    stale = tmp_path / "out3" / ".p00.def.partial"
+    stale.write_bytes(b"left by a killed run")
+    assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0
+    assert in_flight.exists() and not stale.exists()
 
 
 def test_shards_share_an_output_folder_but_exclude_their_twin_and_unsharded_runs(tmp_path: Path) -> None:

@@ -84,7 +84,8 @@ def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = 
 
     With ``owned`` (a shard's output paths relative to ``folder``), only the temporaries of
     those outputs are removed: other shards may be writing theirs right now. ``walk=False``
-    looks in ``folder`` itself only (not its sub-folders).
+    looks in ``folder`` itself only (not its sub-folders). A sub-folder with a lock of its own
+    (another run's output or ``--save-masks`` folder, nested in this one) is left to its runs.
     """
     removed = 0
     if not folder.is_dir():
@@ -96,7 +97,8 @@ def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = 
             # io.atomic_path names temporaries ".<stem[:40]>.<random>.partial"
             prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(f".{rel.stem[:40]}.")
     listing = os.walk(folder) if walk else [(os.fspath(folder), [], [e.name for e in os.scandir(folder) if e.is_file()])]
-    for root, _dirs, files in listing:
+    for root, dirs, files in listing:
+        dirs[:] = [name for name in dirs if not lock_path(Path(root, name)).is_file()]
         mine = None if prefixes is None else prefixes.get(os.path.normpath(root), set())
         for name in files:
             if mine is not None and not any(name.startswith(p) for p in mine):
