@@ -590,6 +590,16 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(found, key=lambda p: [os.fsencode(part) for part in p.relative_to(folder).parts])
 
 
+def images_below(folder: Path) -> bool:
+    """Whether ``folder``'s sub-folders hold an image (only ``-r`` reads them), found without listing,
+    and so without warning about, every other file of the tree."""
+    for root, subfolders, files in os.walk(folder):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        if Path(root) != folder and any(is_image_name(Path(name)) for name in files if not name.startswith(".")):
+            return True
+    return False
+
+
 def _list_folder(folder: Path, seen: set | None, links: list[Path] | None) -> list[Path]:
     """One folder of :func:`list_images`; with ``seen`` (recursive), its real sub-folders too, and
     the linked ones appended to ``links`` for later."""

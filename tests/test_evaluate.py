@@ -255,6 +255,11 @@ def test_single_result_file_against_a_reference_file(tmp_path: Path) -> None:
     other = _write(tmp_path / "other.png", _noisy(clean, 0.1, 3))
     two = _run(result_file, other, "--reference", reference)  # before: "nothing for 1 of the 2 reference images"
     assert two.exit_code == 0 and "WARNING" not in two.stderr, two.stderr
+    (tmp_path / "refs").mkdir()
+    for name in ("fixed.png", "other.png", "third.png"):
+        _write(tmp_path / "refs" / name, clean)
+    against_folder = _run(result_file, other, "--reference", tmp_path / "refs")  # each file covers its own image
+    assert against_folder.exit_code == 0 and "WARNING" not in against_folder.stderr, against_folder.stderr
 
 
 def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:

@@ -541,6 +541,17 @@ def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:
     assert np.array_equal(np.delete(restored, np.s_[10:14], axis=0), np.delete(original, np.s_[10:14], axis=0))
 
 
+def test_an_empty_top_folder_hints_at_r_only_when_sub_folders_hold_images(tmp_path: Path) -> None:
+    (tmp_path / "top" / "empty").mkdir(parents=True)
+    (tmp_path / "top" / "empty" / "readme.txt").write_text("notes")
+    result = restore(tmp_path / "top", "-o", tmp_path / "out", "--method", "classical")
+    assert result.exit_code == 0 and "no images to restore" in result.stderr
+    assert "with -r" not in result.stderr  # before: "(sub-folders are read with -r)", which would find nothing
+    folder_of_photos(tmp_path / "top" / "roll", count=1, size=24)
+    hinted = restore(tmp_path / "top", "-o", tmp_path / "out", "--method", "classical")
+    assert "(sub-folders are read with -r)" in hinted.stderr
+
+
 def test_a_soft_user_mask_that_marks_nothing_is_named(tmp_path: Path) -> None:
     """Before, a mask painted at half strength (127 < 128) repaired nothing without a word."""
     src = folder_of_photos(tmp_path / "in", count=1, size=32)
@@ -551,6 +562,9 @@ def test_a_soft_user_mask_that_marks_nothing_is_named(tmp_path: Path) -> None:
     PILImage.fromarray(soft).save(masks / "p00.png")
     result = restore(src, "-o", tmp_path / "out", "--method", "classical", "--masks", masks)
     assert result.exit_code == 0 and "p00.png: marks no defect (its brightest pixel is 49.8% of white" in result.stderr
+    io.write_image(masks / "p00.png", io.Image(pixels=np.full((32, 40, 1), 32767 / 65535, np.float32), bit_depth=16))
+    half = restore(src, "-o", tmp_path / "out16", "--method", "classical", "--masks", masks)
+    assert "its brightest pixel is 49.9% of white" in half.stderr  # before: "50.0%", against the 50 % rule
     PILImage.fromarray(np.full((32, 40), 255, np.uint8)).save(masks / "p00.png")  # before: the file went unnamed
     everything = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--masks", masks)
     assert "p00.png: its defect mask covers the whole image; nothing to inpaint from" in everything.stderr

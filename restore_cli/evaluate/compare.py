@@ -18,7 +18,6 @@ record of their own with ``method = None``.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import InputError, RestoreError, UsageError
 from restore_cli.evaluate import metrics
 from restore_cli.evaluate.records import EvaluationReport, ImageRecord, Method
-from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, is_image_name, list_images, read_image
+from restore_cli.io import DEFAULT_MAX_PIXELS, defect_mask, display_path, images_below, list_images, read_image
 
 log = logging.getLogger("restore.evaluate")
 
@@ -54,16 +53,6 @@ def image_index(location: Path, recursive: bool = False) -> dict[str, list[Path]
 def shown_name(key: str, path: Path) -> str:
     """How messages and records name a file: its path below the folder given (``sub/x.png``)."""
     return display_path(key + path.suffix)
-
-
-def images_below(location: Path) -> bool:
-    """Whether a folder's sub-folders hold an image (only -r reads them), found without listing,
-    and so without warning about, every other file of the tree."""
-    for folder, subfolders, files in os.walk(location):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        if Path(folder) != location and any(is_image_name(Path(name)) for name in files if not name.startswith(".")):
-            return True
-    return False
 
 
 def _hint_recursive(locations: list[Path], recursive: bool) -> str:
@@ -224,6 +213,8 @@ def evaluate_folders(
 
     summary = run_batch(items, score, fail_fast=fail_fast)
     for method in methods if reference is not None and reference.is_dir() else ():  # a file matches any name
+        if method.location.is_file():  # one result file covers one reference image, by design
+            continue
         _warn_unmatched(method.name, {rec.stem for rec in records if rec.method == method.name}, ref_index,
                         "reference image", "its means are over the rest only")
     if masks is not None and true_masks is not None and not (fail_fast and summary.failed):

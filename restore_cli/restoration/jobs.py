@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -189,8 +190,9 @@ def read_user_mask(path: Path, job: Job, image_shape: tuple[int, ...], max_pixel
     mask = defect_mask(mask_image)
     brightest = float(mask_image.pixels.max())
     if not mask.any() and brightest > 0:  # a soft brush at half strength marked nothing, silently
+        shown = math.floor(1000 * brightest) / 10  # rounded down: 127 of 255 is 49.8 %, under the 50 % rule
         log.warning("%s: marks no defect (its brightest pixel is %.1f%% of white; defects are drawn at 50%% or "
-                    "more): nothing is inpainted", display_path(path), 100 * brightest)
+                    "more): nothing is inpainted", display_path(path), shown)
     return mask
 
 

@@ -33,7 +33,7 @@ from restore_cli.batch import BatchSummary, run_batch
 from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, Image, check_storable, collect_inputs, display_path,
-    read_header, read_image, write_gray8, write_image, write_text_stream,
+    images_below, read_header, read_image, write_gray8, write_image, write_text_stream,
 )
 from restore_cli.log import printable, progress_enabled
 from restore_cli.restoration import sidecar
@@ -359,8 +359,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
             if folder is not None and (removed := remove_partials(folder, owned[folder], walk=walk)):
                 log.info("%s: removed %d unfinished file(s) of an interrupted run", display_path(folder), removed)
         if not jobs:
-            nested = not options.recursive and any(item.is_dir() and any(p.is_dir() for p in item.iterdir())
-                                                   for item in options.inputs)
+            nested = not options.recursive and any(item.is_dir() and images_below(item) for item in options.inputs)
             log.warning("no images to restore%s%s", " in this shard" if shard else "",
                         " (sub-folders are read with -r)" if nested else "")
         if method is None:  # after the lock: a concurrent run must exit at once
