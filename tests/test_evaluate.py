@@ -337,7 +337,7 @@ def test_an_unwritable_html_page_fails_before_scoring(folders: dict[str, Path]) 
 
 def test_no_results_and_nothing_piped_is_a_usage_error() -> None:
     result = _run("--reference", ".")
-    assert result.exit_code == 2 and "no result folder given" in result.stderr
+    assert result.exit_code == 2 and "no result folder or file given" in result.stderr
 
 
 # ------------------------------------------------------------------ viewer page
