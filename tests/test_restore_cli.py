@@ -522,6 +522,9 @@ def test_saved_masks_never_replace_a_users_file_of_the_same_name(tmp_path: Path)
     # masks restore saved are its own whatever the output (before: refused for another -o)
     elsewhere = restore(src / "p01.png", "-o", tmp_path / "other.jpg", "--method", "classical", "--save-masks", masks)
     assert elsewhere.exit_code == 0, elsewhere.stderr
+    # a result over a saved mask is refused for what it is (before: "changed since restore wrote it")
+    over_mask = restore(src / "p00.png", "-o", masks / "p01.png", "--method", "classical")
+    assert over_mask.exit_code == 3 and "p01.png exists and is a mask restore saved there" in over_mask.stderr
 
 
 def test_user_masks_saved_masks_json_and_stdin(tmp_path: Path) -> None:

@@ -201,14 +201,16 @@ class _Run:
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
         if not opts.overwrite and output.exists() and output.resolve() != job.source.resolve():
-            if record is None:  # not ours: a scan, another tool's result
-                raise InputError(job.source, f"{display_path(output)} exists and was not written by restore "
+            if record is None:  # not ours: a scan, another tool's result (or a mask restore saved there)
+                saved_mask = sidecar.mask_record_path(opts.output, job.rel_output).is_file()
+                what = "is a mask restore saved there" if saved_mask else "was not written by restore"
+                raise InputError(job.source, f"{display_path(output)} exists and {what} "
                                              "(pass --overwrite to replace it)")
             if sidecar.edited_since(record, output):  # ours, then retouched: the edit would be lost
                 raise InputError(job.source, f"{display_path(output)} was changed since restore wrote it "
                                              "(pass --overwrite to replace it)")
-        mask_record_file = None if mask_out is None else sidecar.record_path(opts.save_masks,
-                                                                              mask_out.relative_to(opts.save_masks))
+        mask_record_file = None if mask_out is None else sidecar.mask_record_path(
+            opts.save_masks, mask_out.relative_to(opts.save_masks))
         if (not opts.overwrite and mask_out is not None
                 and sidecar.mask_not_ours(sidecar.load(mask_record_file), record, mask_out)):
             raise InputError(job.source, f"--save-masks: {display_path(mask_out)} exists and is not a mask restore "

@@ -16,11 +16,13 @@ place; the rename keeps size and mtime, so the record is true of the output the 
 appears. Before, it was written after the rename, and a run killed between the two left an
 output without a record, which the next run refused as "not written by restore". A run
 stopped before the rename leaves the file it was replacing, which the record names under
-``replaces``, so the next run redoes it instead of taking it for a retouched result. A mask
-saved with ``--save-masks`` has a record of its own in ``MASKS/.restore/`` (written just before
-the mask's rename, as the result's is), so any later run, whatever its output folder, tells it
-from a user's file of the same name, which it does not replace without --overwrite; the
-result's record names the mask too (``mask``), so a deleted or changed mask is made again.
+``replaces``, so the next run redoes it instead of taking it for a retouched result.
+
+A mask saved with ``--save-masks`` has a record of its own, ``MASKS/.restore/NAME.mask.json``
+(written just before the mask's rename, as the result's is), so any later run, whatever its
+output folder, tells it from a user's file of the same name, which it does not replace without
+--overwrite; the result's record names the mask too (``mask``), so a deleted or changed mask is
+made again.
 ``output_sha256`` lets an in-place run recognise its own output when it comes back as an
 input, and a rerun refuse (without --overwrite) an output edited since it was written, as it
 refuses one it never wrote.
@@ -43,6 +45,11 @@ _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 def record_path(output_root: Path, rel_output: Path) -> Path:
     return output_root / STATE_DIR / (rel_output.as_posix() + ".json")
+
+
+def mask_record_path(masks_root: Path, rel_mask: Path) -> Path:
+    """A saved mask's record: apart from results' records, since one folder may hold both."""
+    return masks_root / STATE_DIR / (rel_mask.as_posix() + ".mask.json")
 
 
 def file_sha256(path: Path) -> str:
