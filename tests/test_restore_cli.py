@@ -216,6 +216,7 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--save-masks", masks)
     assert result.exit_code == 4 and "masks is locked" in result.stderr
+    assert not (tmp_path / "out2").exists()  # before: an empty folder holding only .restore/lock
     # a folder of another run's nested in this one's: its unfinished files are that run's (before,
     # this run's clean-up deleted them, and that run failed at those files)
     nested = tmp_path / "out3" / "masks_of_another_run"

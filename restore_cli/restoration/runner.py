@@ -339,16 +339,21 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
     check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None,
                        options.masks)
-    # A folder no other run can hold yet: build the method first, so that a missing or damaged
-    # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
-    method = None if options.output.exists() else METHODS[options.method](settings)
-    try:
-        options.output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RestoreError(f"{display_path(options.output)}: cannot create the output folder ({exc.strerror})") from None
+    lock_masks = options.save_masks is not None and options.save_masks.resolve() != options.output.resolve()
     with contextlib.ExitStack() as locks:  # a --save-masks folder is written (and cleaned up) too
+        if lock_masks and options.save_masks.is_dir():  # before creating anything: refused, a run leaves nothing
+            locks.enter_context(OutputLock(options.save_masks, shard))
+            lock_masks = False
+        # A folder no other run can hold yet: build the method first, so that a missing or damaged
+        # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
+        method = None if options.output.exists() else METHODS[options.method](settings)
+        try:
+            options.output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RestoreError(f"{display_path(options.output)}: cannot create the output folder "
+                               f"({exc.strerror})") from None
         locks.enter_context(OutputLock(options.output, shard))
-        if options.save_masks is not None and options.save_masks.resolve() != options.output.resolve():
+        if lock_masks:
             locks.enter_context(OutputLock(options.save_masks, shard))
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
