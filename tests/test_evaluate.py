@@ -277,6 +277,9 @@ def test_recursive_pairs_by_path_below_the_folder(tmp_path: Path) -> None:
         io.write_gray8(tmp_path / "pred" / sub / "a.png", truth if sub == "roll1" else np.zeros_like(truth))
     flat = _run(tmp_path / "out", "--reference", tmp_path / "clean")
     assert flat.exit_code == 1 and "add -r" in flat.stderr
+    flat_refs = _run(tmp_path / "out" / "roll1", "--reference", tmp_path / "clean")  # images only below clean/
+    assert flat_refs.exit_code == 3 and "no reference image named a.* in" in flat_refs.stderr
+    assert "its images are in sub-folders: add -r" in flat_refs.stderr
     masks_only = _run("--masks", tmp_path / "pred", "--true-masks", tmp_path / "true", input="")
     assert masks_only.exit_code == 1
     assert "no mask images found; its images are in sub-folders: add -r" in masks_only.stderr

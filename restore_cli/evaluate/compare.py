@@ -112,10 +112,11 @@ def _check_single(counterpart: Path | None, option: str, sides: list[Path], what
                              f"folder: give a folder of {what}s, paired by name, or a single file to compare with it")
 
 
-def _counterpart(key: str, path: Path, index: dict[str, list[Path]], location: Path, what: str) -> Path:
+def _counterpart(key: str, path: Path, index: dict[str, list[Path]], location: Path, what: str,
+                 hint: str = "") -> Path:
     found = index.get(key, [])
     if not found:
-        raise InputError(path, f"no {what} named {display_path(key)}.* in {display_path(location)}")
+        raise InputError(path, f"no {what} named {display_path(key)}.* in {display_path(location)}{hint}")
     if len(found) > 1:
         names = ", ".join(shown_name(key, p) for p in found)
         raise InputError(path, f"ambiguous {what}: several files in {display_path(location)} share its name ({names})")
@@ -196,6 +197,7 @@ def evaluate_folders(
         log.info("no --reference given: PSNR and SSIM are not computed")
     ref_index = (counterpart_index(reference, {key for _, key, _ in items}, recursive)
                  if reference is not None else {})
+    ref_hint = _hint_recursive([reference], recursive) if reference is not None and not ref_index else ""
     records: list[ImageRecord] = []
     seen: dict[tuple[str, str], Path] = {}
 
@@ -207,7 +209,7 @@ def evaluate_folders(
         seen[method.name, key] = path
         rec = ImageRecord(file=shown_name(key, path), stem=key, method=method.name, path=path)
         if reference is not None:
-            ref_path = _counterpart(key, path, ref_index, reference, "reference image")
+            ref_path = _counterpart(key, path, ref_index, reference, "reference image", ref_hint)
             rec.psnr, rec.ssim, rec.luminance = score_image(path, ref_path, max_pixels)
         records.append(rec)
 
@@ -230,6 +232,7 @@ def _score_masks(
     pred_index = image_index(masks, recursive)
     true_index = counterpart_index(true_masks, pred_index, recursive)
     pred_files = [(key, path) for key, paths in pred_index.items() for path in paths]
+    true_hint = "" if true_index else _hint_recursive([true_masks], recursive)
     if not pred_files:
         message = f"{display_path(masks)}: no mask images found{_hint_recursive([masks], recursive)}"
         if not records:  # masks were all there was to evaluate
@@ -242,7 +245,7 @@ def _score_masks(
         key, path = item
         if key in scored:
             raise InputError(path, "same name stem as another mask in this folder; scored only once")
-        true_path = _counterpart(key, path, true_index, true_masks, "true mask")
+        true_path = _counterpart(key, path, true_index, true_masks, "true mask", true_hint)
         scored[key] = score_mask(path, true_path, max_pixels)
         files_by_key[key] = path
 
