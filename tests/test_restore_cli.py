@@ -685,6 +685,27 @@ def test_a_stop_around_the_output_rename_is_redone_not_refused(tmp_path: Path, m
     assert redone.exit_code == 0 and statuses(redone.stdout) == {"p00.png": "ok"}, redone.stderr
 
 
+def test_a_tree_restored_again_through_one_of_its_folders_keeps_its_records(tmp_path: Path) -> None:
+    """Records live where a run was pointed: after `-r -o A`, a run on one roll into A/roll found
+    none in A/roll/.restore and refused its own results as "not written by restore" (status 3),
+    and its masks as not saved by restore."""
+    folder_of_photos(tmp_path / "in" / "roll", count=2, size=24)
+    whole = restore(tmp_path / "in", "-r", "-o", tmp_path / "A", "--method", "classical", "--save-masks",
+                    tmp_path / "M")
+    assert whole.exit_code == 0, whole.stderr
+    one_roll = restore(tmp_path / "in" / "roll", "-o", tmp_path / "A" / "roll", "--method", "classical",
+                       "--save-masks", tmp_path / "M" / "roll", "--json")
+    assert one_roll.exit_code == 0 and set(statuses(one_roll.stdout).values()) == {"skipped"}, one_roll.stderr
+    PILImage.fromarray(photo(24, 32, 3, seed=5)).save(tmp_path / "in" / "roll" / "p00.png")  # a new scan
+    redone = restore(tmp_path / "in" / "roll", "-o", tmp_path / "A" / "roll", "--method", "classical",
+                     "--save-masks", tmp_path / "M" / "roll", "--json")
+    assert redone.exit_code == 0 and statuses(redone.stdout) == {"p00.png": "ok", "p01.png": "skipped"}
+    # and the whole tree again: A's own record of roll/p00.png is stale, the one in A/roll describes it
+    again = restore(tmp_path / "in", "-r", "-o", tmp_path / "A", "--method", "classical", "--save-masks",
+                    tmp_path / "M", "--json")
+    assert again.exit_code == 0 and set(statuses(again.stdout).values()) == {"skipped"}, again.stderr
+
+
 def test_recursive_listing_keeps_real_paths_over_links(tmp_path: Path) -> None:
     """Before, a link to a folder sorted before it was read instead of the real folder (which was
     skipped as "a link"), and a linked file was restored under the link's name, the real one unmentioned."""

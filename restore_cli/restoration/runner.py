@@ -196,7 +196,7 @@ class _Run:
         if opts.masks is not None:
             mask_source = locate_user_mask(opts.masks, job)
             recipe["user_mask"] = sidecar.file_sha256(mask_source)
-        record = sidecar.load(record_file)
+        record = sidecar.find_result_record(opts.output, job.rel_output)
         if not opts.overwrite and sidecar.is_current(record, job.source, output, recipe, mask_out):
             self.emit(job, "skipped", time.perf_counter() - start, coverage=(record or {}).get("defect_coverage"))
             return False
@@ -209,10 +209,10 @@ class _Run:
             if sidecar.edited_since(record, output):  # ours, then retouched: the edit would be lost
                 raise InputError(job.source, f"{display_path(output)} was changed since restore wrote it "
                                              "(pass --overwrite to replace it)")
-        mask_record_file = None if mask_out is None else sidecar.mask_record_path(
-            opts.save_masks, mask_out.relative_to(opts.save_masks))
-        if (not opts.overwrite and mask_out is not None
-                and sidecar.mask_not_ours(sidecar.load(mask_record_file), record, mask_out)):
+        rel_mask = None if mask_out is None else mask_out.relative_to(opts.save_masks)
+        mask_record_file = None if rel_mask is None else sidecar.mask_record_path(opts.save_masks, rel_mask)
+        if (not opts.overwrite and rel_mask is not None
+                and sidecar.mask_not_ours(sidecar.find_mask_record(opts.save_masks, rel_mask), record, mask_out)):
             raise InputError(job.source, f"--save-masks: {display_path(mask_out)} exists and is not a mask restore "
                                          "saved for it (pass --overwrite to replace it)")
         before = sidecar.snapshot(job.source)

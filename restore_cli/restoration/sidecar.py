@@ -43,13 +43,45 @@ from restore_cli.restoration.lock import STATE_DIR
 _HASH_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+RESULT_RECORD, MASK_RECORD = ".json", ".mask.json"  # a mask's record apart: one folder may hold both
+
+
 def record_path(output_root: Path, rel_output: Path) -> Path:
-    return output_root / STATE_DIR / (rel_output.as_posix() + ".json")
+    return output_root / STATE_DIR / (rel_output.as_posix() + RESULT_RECORD)
 
 
 def mask_record_path(masks_root: Path, rel_mask: Path) -> Path:
-    """A saved mask's record: apart from results' records, since one folder may hold both."""
-    return masks_root / STATE_DIR / (rel_mask.as_posix() + ".mask.json")
+    return masks_root / STATE_DIR / (rel_mask.as_posix() + MASK_RECORD)
+
+
+def find_result_record(output_root: Path, rel_output: Path) -> dict[str, Any] | None:
+    """The record of ``output_root / rel_output``: see :func:`_find`."""
+    return _find(output_root, rel_output, RESULT_RECORD,
+                 lambda record, path: _unchanged(path, record.get("output"), record.get("output_sha256")))
+
+
+def find_mask_record(masks_root: Path, rel_mask: Path) -> dict[str, Any] | None:
+    """The record of the saved mask ``masks_root / rel_mask``: see :func:`_find`."""
+    return _find(masks_root, rel_mask, MASK_RECORD, lambda record, path: _matches(path, record.get("mask")))
+
+
+def _find(root: Path, rel: Path, suffix: str, describes) -> dict[str, Any] | None:
+    """A file's record: in ``root``'s own state folder, or in that of any folder on the file's path
+    (an archive restored with -r into A, then one roll of it again into A/roll: each run writes its
+    records where it was pointed, so one file has records in both). The one that describes the
+    file there now wins; else the first found, ``root``'s own before the others."""
+    target = Path(os.path.abspath(root / rel))
+    places = [Path(os.path.abspath(root)) / STATE_DIR / (rel.as_posix() + suffix)]
+    places += [folder / STATE_DIR / (target.relative_to(folder).as_posix() + suffix) for folder in target.parents]
+    found = []
+    for place in dict.fromkeys(places):  # root's own record comes again among the parents
+        record = load(place) if place.is_file() else None
+        if record is None:
+            continue
+        if target.is_file() and describes(record, target):
+            return record
+        found.append(record)
+    return found[0] if found else None
 
 
 def file_sha256(path: Path) -> str:
