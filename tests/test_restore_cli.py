@@ -217,6 +217,22 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
         result = restore(src, "-o", tmp_path / "out2", "--method", "classical", "--save-masks", masks)
     assert result.exit_code == 4 and "masks is locked" in result.stderr
     assert not (tmp_path / "out2").exists()  # before: an empty folder holding only .restore/lock
+    # a folder inside one another run is writing (which writes it too), and the reverse
+    with open(lock_path(out), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        inside = restore(src, "-o", out / "roll", "--method", "classical")
+    assert inside.exit_code == 4 and "which holds" in inside.stderr
+    lock_path(out / "roll").parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(out / "roll"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what the run on out/roll holds of out's lock, here
+        with open(lock_path(out), "r") as above:
+            fcntl.flock(above, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            assert restore(src, "-o", out, "--method", "classical").exit_code == 4
+    # a run's own folders nested in each other do not lock each other out
+    for output, masks_folder in (("o5", "o5/masks"), ("o6/out", "o6")):
+        nested_run = restore(src, "-o", tmp_path / output, "--method", "classical", "--save-masks",
+                             tmp_path / masks_folder)
+        assert nested_run.exit_code == 0, nested_run.stderr
     # a folder of another run's nested in this one's: its unfinished files are that run's (before,
     # this run's clean-up deleted them, and that run failed at those files)
     nested = tmp_path / "out3" / "masks_of_another_run"

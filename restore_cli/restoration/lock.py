@@ -9,6 +9,10 @@ with status 4, rather than wait or interleave.
 lock behind; the file itself stays (deleting it would let a third run lock a new inode
 while the second still holds the old one). It holds the holder's pid, for the message.
 
+A run also takes a shared lock on the lock of every folder above its own that has one, so a run
+writing ``A/roll`` and one writing ``A`` (and so ``A/roll``) exclude each other, whichever
+started first.
+
 Shards (``--shard I/N``) write disjoint files, so N of them may share one output folder:
 a sharded run takes ``lock`` *shared* (it still excludes an unsharded run, which takes it
 exclusively) plus ``lock-shard-I-of-N`` exclusively (two copies of the same shard exclude
@@ -35,9 +39,10 @@ def lock_path(output: Path, shard: tuple[int, int] | None = None) -> Path:
 class OutputLock:
     """``with OutputLock(folder, shard):`` holds the folder's (or shard's) lock or raises :class:`LockedError` at once."""
 
-    def __init__(self, output: Path, shard: tuple[int, int] | None = None):
+    def __init__(self, output: Path, shard: tuple[int, int] | None = None, ours: tuple[Path, ...] = ()):
         self.output = output
         self.shard = shard
+        self.ours = {Path(os.path.abspath(folder)) for folder in ours}  # locked by this run already
         self._fds: list[int] = []
 
     def _take(self, path: Path, exclusive: bool) -> None:
@@ -62,11 +67,31 @@ class OutputLock:
             os.write(fd, f"{os.getpid()}\n".encode())
         self._fds.append(fd)
 
+    def _take_above(self) -> None:
+        """A shared lock on every folder above that a run holds (or held) a lock in: a run writing
+        A/roll while another writes A (and so A/roll) would race on the same files."""
+        for folder in Path(os.path.abspath(self.output)).parents:
+            if folder in self.ours:  # -o out --save-masks out/masks: this run's own lock
+                continue
+            path = lock_path(folder)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:  # none there (the usual case), or not ours to read
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LockedError(f"{display_path(folder)}, which holds {display_path(self.output)}, is locked by "
+                                  "another restore run; wait for it to finish or write to another folder") from None
+            self._fds.append(fd)
+
     def __enter__(self) -> OutputLock:
         try:
             self._take(lock_path(self.output), exclusive=self.shard is None)
             if self.shard is not None:
                 self._take(lock_path(self.output, self.shard), exclusive=True)
+            self._take_above()
         except BaseException:
             self.__exit__()
             raise

@@ -339,11 +339,13 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         jobs = plan_jobs(pairs, options.fmt, options.suffix, shard)
     check_masks_folder(options.inputs, pairs, options.save_masks, options.output if single is None else None,
                        options.masks)
-    lock_masks = options.save_masks is not None and options.save_masks.resolve() != options.output.resolve()
-    with contextlib.ExitStack() as locks:  # a --save-masks folder is written (and cleaned up) too
-        if lock_masks and options.save_masks.is_dir():  # before creating anything: refused, a run leaves nothing
-            locks.enter_context(OutputLock(options.save_masks, shard))
-            lock_masks = False
+    masks = options.save_masks  # written (and cleaned up) too, so locked too; one folder may hold the other
+    masks = None if masks is None or masks.resolve() == options.output.resolve() else masks
+    with contextlib.ExitStack() as locks:
+        masks_lock = None if masks is None else OutputLock(masks, shard, ours=(options.output,))
+        if masks_lock is not None and masks.is_dir():  # before creating anything: refused, a run leaves nothing
+            locks.enter_context(masks_lock)
+            masks_lock = None
         # A folder no other run can hold yet: build the method first, so that a missing or damaged
         # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
         method = None if options.output.exists() else METHODS[options.method](settings)
@@ -352,9 +354,9 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         except OSError as exc:
             raise RestoreError(f"{display_path(options.output)}: cannot create the output folder "
                                f"({exc.strerror})") from None
-        locks.enter_context(OutputLock(options.output, shard))
-        if lock_masks:
-            locks.enter_context(OutputLock(options.save_masks, shard))
+        locks.enter_context(OutputLock(options.output, shard, ours=() if masks is None else (masks,)))
+        if masks_lock is not None:
+            locks.enter_context(masks_lock)
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
             options.output: [job.rel_output for job in jobs] if only_own else None,
