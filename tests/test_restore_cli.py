@@ -222,14 +222,17 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         inside = restore(src, "-o", out / "roll", "--method", "classical")
     assert inside.exit_code == 4 and "which holds" in inside.stderr
+    assert not (out / "roll").exists()  # refused, it leaves no empty folder in the other run's tree
     lock_path(out / "roll").parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path(out / "roll"), "w") as held:
         fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what the run on out/roll holds of out's lock, here
         with open(lock_path(out), "r") as above:
             fcntl.flock(above, fcntl.LOCK_SH | fcntl.LOCK_NB)
             assert restore(src, "-o", out, "--method", "classical").exit_code == 4
-    # a run's own folders nested in each other do not lock each other out
-    for output, masks_folder in (("o5", "o5/masks"), ("o6/out", "o6")):
+    # a run's own folders nested in each other do not lock each other out, also through a link
+    (tmp_path / "o7").mkdir()
+    (tmp_path / "link7").symlink_to("o7")
+    for output, masks_folder in (("o5", "o5/masks"), ("o6/out", "o6"), ("o7", "link7/masks")):
         nested_run = restore(src, "-o", tmp_path / output, "--method", "classical", "--save-masks",
                              tmp_path / masks_folder)
         assert nested_run.exit_code == 0, nested_run.stderr
@@ -237,13 +240,16 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
     # this run's clean-up deleted them, and that run failed at those files)
     nested = tmp_path / "out3" / "masks_of_another_run"
     lock_path(nested).parent.mkdir(parents=True)
-    lock_path(nested).touch()
     in_flight = nested / ".p00.abc.partial"
     in_flight.write_bytes(b"being written")
     stale = tmp_path / "out3" / ".p00.def.partial"
     stale.write_bytes(b"left by a killed run")
-    assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0
+    with open(lock_path(nested), "w") as held:  # a run (sharing out3's lock, unseen) writes there now
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0
     assert in_flight.exists() and not stale.exists()
+    assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0
+    assert not in_flight.exists()  # nobody holds that lock any more: a killed run's leftover, cleaned
 
 
 def test_shards_share_an_output_folder_but_exclude_their_twin_and_unsharded_runs(tmp_path: Path) -> None:
@@ -720,6 +726,19 @@ def test_a_tree_restored_again_through_one_of_its_folders_keeps_its_records(tmp_
     again = restore(tmp_path / "in", "-r", "-o", tmp_path / "A", "--method", "classical", "--save-masks",
                     tmp_path / "M", "--json")
     assert again.exit_code == 0 and set(statuses(again.stdout).values()) == {"skipped"}, again.stderr
+
+
+def test_in_place_suffix_results_are_recognised_from_either_level(tmp_path: Path) -> None:
+    """Before, an in-place --suffix run on a sub-folder restored the whole tree's x_r.png results
+    again (x_r_r.png), since their records were in the tree's own .restore."""
+    folder_of_photos(tmp_path / "in" / "roll", count=1, size=24)
+    whole = restore(tmp_path / "in", "-r", "--in-place", "--suffix", "_r", "-o", tmp_path / "in",
+                    "--method", "classical")
+    assert whole.exit_code == 0, whole.stderr
+    roll = restore(tmp_path / "in" / "roll", "--in-place", "--suffix", "_r", "-o", tmp_path / "in" / "roll",
+                   "--method", "classical", "--json")
+    assert roll.exit_code == 0 and statuses(roll.stdout) == {"p00.png": "skipped", "p00_r.png": "skipped"}
+    assert sorted(p.name for p in (tmp_path / "in" / "roll").glob("*.png")) == ["p00.png", "p00_r.png"]
 
 
 def test_recursive_listing_keeps_real_paths_over_links(tmp_path: Path) -> None:

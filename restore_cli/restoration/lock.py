@@ -42,7 +42,7 @@ class OutputLock:
     def __init__(self, output: Path, shard: tuple[int, int] | None = None, ours: tuple[Path, ...] = ()):
         self.output = output
         self.shard = shard
-        self.ours = {Path(os.path.abspath(folder)) for folder in ours}  # locked by this run already
+        self.ours = {Path(os.path.realpath(folder)) for folder in ours}  # locked by this run already
         self._fds: list[int] = []
 
     def _take(self, path: Path, exclusive: bool) -> None:
@@ -56,7 +56,7 @@ class OutputLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
-            who = f"pid {holder}" if holder.isdigit() else "another process"
+            who = f"pid {holder}" if holder.isdigit() and _alive(int(holder)) else "another process"
             what = "" if self.shard is None else f" (shard {self.shard[0]}/{self.shard[1]})"
             raise LockedError(
                 f"{display_path(self.output)}{what} is locked by another restore run ({who}); "
@@ -70,7 +70,7 @@ class OutputLock:
     def _take_above(self) -> None:
         """A shared lock on every folder above that a run holds (or held) a lock in: a run writing
         A/roll while another writes A (and so A/roll) would race on the same files."""
-        for folder in Path(os.path.abspath(self.output)).parents:
+        for folder in Path(os.path.realpath(self.output)).parents:  # real paths: a link may name either
             if folder in self.ours:  # -o out --save-masks out/masks: this run's own lock
                 continue
             path = lock_path(folder)
@@ -82,8 +82,8 @@ class OutputLock:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise LockedError(f"{display_path(folder)}, which holds {display_path(self.output)}, is locked by "
-                                  "another restore run; wait for it to finish or write to another folder") from None
+                raise LockedError(f"{display_path(_near(folder))}, which holds {display_path(self.output)}, is locked "
+                                  "by another restore run; wait for it to finish or write to another folder") from None
             self._fds.append(fd)
 
     def __enter__(self) -> OutputLock:
@@ -104,13 +104,63 @@ class OutputLock:
             os.close(fd)
 
 
+def remove_unused(folder: Path) -> None:
+    """Remove a folder this run made that holds nothing but its state folder's lock (a run refused
+    with status 4 leaves nothing behind). Anything else in it, and it stays."""
+    state = folder / STATE_DIR
+    try:
+        if {entry.name for entry in folder.iterdir()} <= {STATE_DIR} and (
+                not state.exists() or all(entry.name.startswith("lock") for entry in state.iterdir())):
+            for entry in state.iterdir() if state.exists() else ():
+                entry.unlink()
+            if state.exists():
+                state.rmdir()
+            folder.rmdir()
+    except OSError:  # someone else's file appeared, or no permission: leave it
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists: a lock file keeps the pid of the last run that held it
+    alone, and the run holding it now may be one that shares it (a shard, a run on a sub-folder)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
+
+
+def _near(folder: Path) -> Path:
+    """``folder`` relative to the working folder when inside it, as the user would name it."""
+    rel = os.path.relpath(folder)
+    return Path(rel) if not rel.startswith("..") else folder
+
+
+def _held(path: Path) -> bool:
+    """Whether some run holds the lock file at ``path`` now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = True) -> int:
     """Delete ``.*.partial`` files left by a killed run under ``folder`` (call only while holding the lock).
 
     With ``owned`` (a shard's output paths relative to ``folder``), only the temporaries of
     those outputs are removed: other shards may be writing theirs right now. ``walk=False``
-    looks in ``folder`` itself only (not its sub-folders). A sub-folder with a lock of its own
-    (another run's output or ``--save-masks`` folder, nested in this one) is left to its runs.
+    looks in ``folder`` itself only (not its sub-folders). A sub-folder whose own lock is held now
+    (another run's output or ``--save-masks`` folder, nested in this one) is left to that run.
     """
     removed = 0
     if not folder.is_dir():
@@ -123,7 +173,7 @@ def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = 
             prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(f".{rel.stem[:40]}.")
     listing = os.walk(folder) if walk else [(os.fspath(folder), [], [e.name for e in os.scandir(folder) if e.is_file()])]
     for root, dirs, files in listing:
-        dirs[:] = [name for name in dirs if not lock_path(Path(root, name)).is_file()]
+        dirs[:] = [name for name in dirs if not _held(lock_path(Path(root, name)))]
         mine = None if prefixes is None else prefixes.get(os.path.normpath(root), set())
         for name in files:
             if mine is not None and not any(name.startswith(p) for p in mine):

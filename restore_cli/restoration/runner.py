@@ -30,7 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from restore_cli.batch import BatchSummary, run_batch
-from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
+from restore_cli.errors import ExitStatus, InputError, LockedError, RestoreError, UsageError
 from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, Image, check_storable, collect_inputs, display_path,
     images_below, read_header, read_image, write_gray8, write_image, write_text_stream,
@@ -42,7 +42,7 @@ from restore_cli.restoration.jobs import (
     Job, check_masks_folder, check_output_folder, check_suffix, locate_user_mask, parse_shard, plan_jobs, read_user_mask,
     single_output,
 )
-from restore_cli.restoration.lock import OutputLock, remove_partials
+from restore_cli.restoration.lock import OutputLock, remove_partials, remove_unused
 from restore_cli.restoration.methods import (
     DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, MAX_TILE, METHODS, MIN_TILE, Method, MethodSettings, parse_size,
     plan_tiles,
@@ -183,7 +183,7 @@ class _Run:
         if opts.in_place and job.source.resolve() != output.resolve():
             # With --in-place --suffix, an earlier run's outputs sit among the inputs: not new work
             # (said in its record and the log: before, --json had no record for them).
-            if sidecar.record_path(opts.output, job.rel).is_file():
+            if sidecar.find_result_record(opts.output, job.rel) is not None:
                 self.emit(job, "skipped", time.perf_counter() - start,
                           error="an earlier in-place run's result: not restored again")
                 return False
@@ -341,6 +341,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
                        options.masks)
     masks = options.save_masks  # written (and cleaned up) too, so locked too; one folder may hold the other
     masks = None if masks is None or masks.resolve() == options.output.resolve() else masks
+    new_folders = [folder for folder in (options.output, masks) if folder is not None and not folder.exists()]
     with contextlib.ExitStack() as locks:
         masks_lock = None if masks is None else OutputLock(masks, shard, ours=(options.output,))
         if masks_lock is not None and masks.is_dir():  # before creating anything: refused, a run leaves nothing
@@ -354,9 +355,15 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         except OSError as exc:
             raise RestoreError(f"{display_path(options.output)}: cannot create the output folder "
                                f"({exc.strerror})") from None
-        locks.enter_context(OutputLock(options.output, shard, ours=() if masks is None else (masks,)))
-        if masks_lock is not None:
-            locks.enter_context(masks_lock)
+        try:
+            locks.enter_context(OutputLock(options.output, shard, ours=() if masks is None else (masks,)))
+            if masks_lock is not None:
+                locks.enter_context(masks_lock)
+        except LockedError:  # by a run writing a folder around this one: leave no new empty folder behind
+            locks.close()
+            for folder in new_folders:
+                remove_unused(folder)
+            raise
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
             options.output: [job.rel_output for job in jobs] if only_own else None,
