@@ -9,9 +9,10 @@ with status 4, rather than wait or interleave.
 lock behind; the file itself stays (deleting it would let a third run lock a new inode
 while the second still holds the old one). It holds the holder's pid, for the message.
 
-A run also takes a shared lock on the lock of every folder above its own that has one, so a run
-writing ``A/roll`` and one writing ``A`` (and so ``A/roll``) exclude each other, whichever
-started first.
+A run also takes a shared lock on the lock of every folder above its own that has one (real
+paths), so a run writing ``A/roll`` and one writing ``A`` (and so ``A/roll``) exclude each other,
+whichever started first: provided ``A`` was written before (a lock file exists), and not when the
+run on ``A`` is sharded (its shards share that lock too).
 
 Shards (``--shard I/N``) write disjoint files, so N of them may share one output folder:
 a sharded run takes ``lock`` *shared* (it still excludes an unsharded run, which takes it
