@@ -223,6 +223,10 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
         inside = restore(src, "-o", out / "roll", "--method", "classical")
     assert inside.exit_code == 4 and "which holds" in inside.stderr
     assert not (out / "roll").exists()  # refused, it leaves no empty folder in the other run's tree
+    with open(lock_path(out), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        deeper = restore(src, "-o", out / "new1" / "new2", "--save-masks", out / "newm", "--method", "classical")
+    assert deeper.exit_code == 4 and not (out / "new1").exists() and not (out / "newm").exists()
     lock_path(out / "roll").parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path(out / "roll"), "w") as held:
         fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what the run on out/roll holds of out's lock, here
@@ -244,8 +248,8 @@ def test_a_locked_output_folder_exits_4_at_once(tmp_path: Path) -> None:
     in_flight.write_bytes(b"being written")
     stale = tmp_path / "out3" / ".p00.def.partial"
     stale.write_bytes(b"left by a killed run")
-    with open(lock_path(nested), "w") as held:  # a run (sharing out3's lock, unseen) writes there now
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock_path(nested), "w") as held:  # a shard of a run (sharing out3's lock, unseen) writes there now
+        fcntl.flock(held, fcntl.LOCK_SH | fcntl.LOCK_NB)
         assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0
     assert in_flight.exists() and not stale.exists()
     assert restore(src, "-o", tmp_path / "out3", "--method", "classical").exit_code == 0

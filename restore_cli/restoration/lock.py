@@ -45,6 +45,7 @@ class OutputLock:
         self.shard = shard
         self.ours = {Path(os.path.realpath(folder)) for folder in ours}  # locked by this run already
         self._fds: list[int] = []
+        self._above_taken = False
 
     def _take(self, path: Path, exclusive: bool) -> None:
         try:
@@ -68,9 +69,13 @@ class OutputLock:
             os.write(fd, f"{os.getpid()}\n".encode())
         self._fds.append(fd)
 
-    def _take_above(self) -> None:
+    def take_above(self) -> None:
         """A shared lock on every folder above that a run holds (or held) a lock in: a run writing
-        A/roll while another writes A (and so A/roll) would race on the same files."""
+        A/roll while another writes A (and so A/roll) would race on the same files. Taken first (the
+        runner takes it before it makes a new output folder), so a run refused here makes nothing."""
+        if self._above_taken:
+            return
+        self._above_taken = True
         for folder in Path(os.path.realpath(self.output)).parents:  # real paths: a link may name either
             if folder in self.ours:  # -o out --save-masks out/masks: this run's own lock
                 continue
@@ -87,38 +92,29 @@ class OutputLock:
                                   "by another restore run; wait for it to finish or write to another folder") from None
             self._fds.append(fd)
 
-    def __enter__(self) -> OutputLock:
+    def take(self) -> None:
+        """The locks above (if not taken yet), then the folder's own (or its shard's)."""
         try:
+            self.take_above()
             self._take(lock_path(self.output), exclusive=self.shard is None)
             if self.shard is not None:
                 self._take(lock_path(self.output, self.shard), exclusive=True)
-            self._take_above()
         except BaseException:
-            self.__exit__()
+            self.release()
             raise
+
+    def __enter__(self) -> OutputLock:
+        self.take()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         while self._fds:
             fd = self._fds.pop()
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-
-
-def remove_unused(folder: Path) -> None:
-    """Remove a folder this run made that holds nothing but its state folder's lock (a run refused
-    with status 4 leaves nothing behind). Anything else in it, and it stays."""
-    state = folder / STATE_DIR
-    try:
-        if {entry.name for entry in folder.iterdir()} <= {STATE_DIR} and (
-                not state.exists() or all(entry.name.startswith("lock") for entry in state.iterdir())):
-            for entry in state.iterdir() if state.exists() else ():
-                entry.unlink()
-            if state.exists():
-                state.rmdir()
-            folder.rmdir()
-    except OSError:  # someone else's file appeared, or no permission: leave it
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -146,7 +142,7 @@ def _held(path: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # blocked by a shared holder too (a shard)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
     except BlockingIOError:

@@ -30,7 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from restore_cli.batch import BatchSummary, run_batch
-from restore_cli.errors import ExitStatus, InputError, LockedError, RestoreError, UsageError
+from restore_cli.errors import ExitStatus, InputError, RestoreError, UsageError
 from restore_cli.io import (
     DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, JPEG_QUALITY, Header, Image, check_storable, collect_inputs, display_path,
     images_below, read_header, read_image, write_gray8, write_image, write_text_stream,
@@ -42,7 +42,7 @@ from restore_cli.restoration.jobs import (
     Job, check_masks_folder, check_output_folder, check_suffix, locate_user_mask, parse_shard, plan_jobs, read_user_mask,
     single_output,
 )
-from restore_cli.restoration.lock import OutputLock, remove_partials, remove_unused
+from restore_cli.restoration.lock import OutputLock, remove_partials
 from restore_cli.restoration.methods import (
     DEFAULT_METHOD, DEVICES, MASK_SCALES, MASK_VIEWS, MAX_TILE, METHODS, MIN_TILE, Method, MethodSettings, parse_size,
     plan_tiles,
@@ -341,12 +341,18 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
                        options.masks)
     masks = options.save_masks  # written (and cleaned up) too, so locked too; one folder may hold the other
     masks = None if masks is None or masks.resolve() == options.output.resolve() else masks
-    new_folders = [folder for folder in (options.output, masks) if folder is not None and not folder.exists()]
     with contextlib.ExitStack() as locks:
+        # Locks that need no new folder come first: a run refused with status 4 then makes none.
+        output_lock = OutputLock(options.output, shard, ours=() if masks is None else (masks,))
         masks_lock = None if masks is None else OutputLock(masks, shard, ours=(options.output,))
-        if masks_lock is not None and masks.is_dir():  # before creating anything: refused, a run leaves nothing
-            locks.enter_context(masks_lock)
-            masks_lock = None
+        locks.callback(output_lock.release)
+        output_lock.take_above()
+        if masks_lock is not None:
+            locks.callback(masks_lock.release)
+            masks_lock.take_above()
+            if masks.is_dir():  # an existing one before anything is made
+                masks_lock.take()
+                masks_lock = None
         # A folder no other run can hold yet: build the method first, so that a missing or damaged
         # checkpoint leaves no empty output folder behind; an existing one is locked first (below).
         method = None if options.output.exists() else METHODS[options.method](settings)
@@ -355,15 +361,9 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         except OSError as exc:
             raise RestoreError(f"{display_path(options.output)}: cannot create the output folder "
                                f"({exc.strerror})") from None
-        try:
-            locks.enter_context(OutputLock(options.output, shard, ours=() if masks is None else (masks,)))
-            if masks_lock is not None:
-                locks.enter_context(masks_lock)
-        except LockedError:  # by a run writing a folder around this one: leave no new empty folder behind
-            locks.close()
-            for folder in new_folders:
-                remove_unused(folder)
-            raise
+        output_lock.take()
+        if masks_lock is not None:
+            masks_lock.take()
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
         owned = {
             options.output: [job.rel_output for job in jobs] if only_own else None,
