@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -326,6 +327,14 @@ def _icc_matching(path: Path, icc: bytes | None, channels: int) -> bytes | None:
 # --------------------------------------------------------------------------- writing
 
 
+def partial_prefix(name: str) -> str:
+    """How :func:`atomic_path` starts the temporary of a file ``name``: readable (its stem, cut at 40
+    characters) and its own (a tag of the whole name), so that a shard cleaning up its temporaries
+    never takes another shard's (``x.png`` beside ``x.0001.png`` or ``x.jpg``)."""
+    tag = hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+    return f".{Path(name).stem[:40]}.{tag}."
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, before_replace: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it replaces ``target`` atomically.
@@ -340,7 +349,7 @@ def atomic_path(target: str | os.PathLike, before_replace: Callable[[Path], None
     if os.path.lexists(target) and not target.is_file():
         raise OSError(errno.EEXIST, "exists and is not a regular file", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem[:40]}.", suffix=".partial", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=partial_prefix(target.name), suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     # A new file gets what open() would give it; a replaced one keeps its own mode (--in-place on a

@@ -269,6 +269,31 @@ def test_shards_share_an_output_folder_but_exclude_their_twin_and_unsharded_runs
         twin = restore(src, "-o", out, "--method", "classical", "--shard", "1/2")
         assert twin.exit_code == 4 and "shard 1/2" in twin.stderr
         assert restore(src, "-o", out, "--method", "classical").exit_code == 4
+        # shard 1/2's temporary of p00.0001.png: shard 2's p00.png must not take it for its own
+        # (before, temporaries were known by their stem's start, ".p00.")
+        stem = next(f"p{i:02d}" for i in range(4) if shard_of(Path(f"p{i:02d}.png"), 2) == 1)
+        other = out / (io.partial_prefix(f"{stem}.0001.png") + "abc.partial")
+        other.write_bytes(b"in flight")
+        with open(lock_path(out).with_name("lock-of-2"), "w") as count:
+            fcntl.flock(count, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shards of 2 at work
+            assert restore(src, "-o", out, "--method", "classical", "--shard", "2/2", "--overwrite").exit_code == 0
+            assert other.exists()
+            thirds = restore(src, "-o", out, "--method", "classical", "--shard", "1/3")  # before: both ran
+            assert thirds.exit_code == 4 and "shards of another count (2)" in thirds.stderr
+
+
+def test_shards_fail_a_name_two_of_their_files_share_as_one_run_does(tmp_path: Path) -> None:
+    """Before, x.png and x.jpg in different shards each wrote the mask x.png, one over the other."""
+    stem = next(f"s{i}" for i in range(100) if shard_of(Path(f"s{i}.png"), 2) != shard_of(Path(f"s{i}.jpg"), 2))
+    src = tmp_path / "in"
+    src.mkdir()
+    PILImage.fromarray(photo(24, 32, 3, seed=1)).save(src / f"{stem}.png")
+    PILImage.fromarray(photo(24, 32, 3, seed=2)).save(src / f"{stem}.jpg", quality=95)
+    runs = [restore(src, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--method", "classical",
+                    "--shard", f"{i}/2", "--json") for i in (1, 2)]
+    seen = {name: status for run in runs for name, status in statuses(run.stdout).items()}
+    assert seen == {f"{stem}.jpg": "ok", f"{stem}.png": "failed"}  # as one unsharded run: the first claims it
+    assert any("its mask would overwrite" in run.stderr for run in runs)
 
 
 def test_shards_cover_every_file_exactly_once(tmp_path: Path) -> None:

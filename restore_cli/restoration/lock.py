@@ -17,7 +17,8 @@ run on ``A`` is sharded (its shards share that lock too).
 Shards (``--shard I/N``) write disjoint files, so N of them may share one output folder:
 a sharded run takes ``lock`` *shared* (it still excludes an unsharded run, which takes it
 exclusively) plus ``lock-shard-I-of-N`` exclusively (two copies of the same shard exclude
-each other), and cleans up only its own outputs' ``.partial`` files.
+each other) and ``lock-of-N`` shared (shards of another count are refused), and cleans up
+only its own outputs' ``.partial`` files.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import os
 from pathlib import Path
 
 from restore_cli.errors import LockedError, RestoreError
-from restore_cli.io import display_path
+from restore_cli.io import display_path, partial_prefix
 
 STATE_DIR = ".restore"
 
@@ -92,6 +93,25 @@ class OutputLock:
                                   "by another restore run; wait for it to finish or write to another folder") from None
             self._fds.append(fd)
 
+    def _take_count(self, count: int) -> None:
+        """Shards of one count share ``lock-of-N``; a run sharded by another count (``--shard 1/3``
+        beside ``--shard 1/2``) would split the files otherwise, writing some twice: refused."""
+        state = self.output / STATE_DIR
+        self._take(state / f"lock-of-{count}", exclusive=False)
+        for other in state.glob("lock-of-*"):
+            if other.name == f"lock-of-{count}":
+                continue
+            fd = os.open(other, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free unless shards of that count run
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            except BlockingIOError:
+                raise LockedError(f"{display_path(self.output)} is being written by shards of another count "
+                                  f"({other.name.removeprefix('lock-of-')}), which split the files differently "
+                                  f"from --shard .../{count}; wait for them to finish") from None
+            finally:
+                os.close(fd)
+
     def take(self) -> None:
         """The locks above (if not taken yet), then the folder's own (or its shard's)."""
         try:
@@ -99,6 +119,7 @@ class OutputLock:
             self._take(lock_path(self.output), exclusive=self.shard is None)
             if self.shard is not None:
                 self._take(lock_path(self.output, self.shard), exclusive=True)
+                self._take_count(self.shard[1])
         except BaseException:
             self.release()
             raise
@@ -166,8 +187,7 @@ def remove_partials(folder: Path, owned: list[Path] | None = None, walk: bool = 
     if owned is not None:
         prefixes = {}
         for rel in owned:
-            # io.atomic_path names temporaries ".<stem[:40]>.<random>.partial"
-            prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(f".{rel.stem[:40]}.")
+            prefixes.setdefault(os.path.normpath(os.path.join(folder, rel.parent)), set()).add(partial_prefix(rel.name))
     listing = os.walk(folder) if walk else [(os.fspath(folder), [], [e.name for e in os.scandir(folder) if e.is_file()])]
     for root, dirs, files in listing:
         dirs[:] = [name for name in dirs if not _held(lock_path(Path(root, name)))]

@@ -160,6 +160,15 @@ class _Run:
         self.emit(job, "failed", time.perf_counter() - start, error=str(error))
         raise error
 
+    def claim(self, jobs: list[Job]) -> None:
+        """Claim every output and mask name in the order an unsharded run meets them, before any
+        file: then x.png and x.jpg (one mask x.png, or one output with --format png) fail the same
+        way whichever shards they fall in (before, each shard wrote its own over the other's)."""
+        for job in jobs:
+            for path in (self.options.output / job.rel_output, self._mask_path(job)):
+                if path is not None:
+                    self.claimed.setdefault(path.resolve(), job.source)
+
     def _mask_path(self, job: Job) -> Path | None:
         save = self.options.save_masks
         return None if save is None else save / job.rel.parent / f"{job.rel.stem}.png"
@@ -381,6 +390,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         if method is None:  # after the lock: a concurrent run must exit at once
             method = METHODS[options.method](settings)
         run = _Run(options, method, json_out)
+        run.claim(jobs if shard is None else plan_jobs(pairs, options.fmt, options.suffix, None))
         try:
             summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast,
                                 total=len(jobs))
