@@ -289,6 +289,14 @@ def test_shards_fail_a_name_two_of_their_files_share_as_one_run_does(tmp_path: P
     src.mkdir()
     PILImage.fromarray(photo(24, 32, 3, seed=1)).save(src / f"{stem}.png")
     PILImage.fromarray(photo(24, 32, 3, seed=2)).save(src / f"{stem}.jpg", quality=95)
+    png_shard = shard_of(Path(f"{stem}.png"), 2) + 1  # the losing file's shard must leave the winner's temporaries
+    (tmp_path / "masks").mkdir()
+    in_flight = tmp_path / "masks" / (io.partial_prefix(f"{stem}.png") + "zz.partial")  # the jpg's mask
+    in_flight.write_bytes(b"the other shard's, being written")
+    losing = restore(src, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--method", "classical",
+                     "--shard", f"{png_shard}/2")
+    assert losing.exit_code == 3 and in_flight.exists()
+    in_flight.unlink()
     runs = [restore(src, "-o", tmp_path / "out", "--save-masks", tmp_path / "masks", "--method", "classical",
                     "--shard", f"{i}/2", "--json") for i in (1, 2)]
     seen = {name: status for run in runs for name, status in statuses(run.stdout).items()}

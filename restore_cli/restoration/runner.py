@@ -117,10 +117,10 @@ def _settings(options: RestoreOptions) -> MethodSettings:
 class _Run:
     """State shared by the per-file steps of one run (kept out of the module so runs do not leak)."""
 
-    def __init__(self, options: RestoreOptions, method: Method, json_out: IO[str] | None):
+    def __init__(self, options: RestoreOptions, method: Method, json_out: IO[str] | None, claimed: dict[Path, Path]):
         self.options, self.method, self.json_out = options, method, json_out
         self.base_recipe = method.recipe()
-        self.claimed: dict[Path, Path] = {}  # output -> the input that claimed it
+        self.claimed = claimed  # output or mask path -> the input that claimed it (see claim_names)
         self.on_tiles: TileListener | None = None  # set by _progress on a terminal
         self.counts: collections.Counter[str] = collections.Counter()  # records emitted, by status
 
@@ -160,18 +160,8 @@ class _Run:
         self.emit(job, "failed", time.perf_counter() - start, error=str(error))
         raise error
 
-    def claim(self, jobs: list[Job]) -> None:
-        """Claim every output and mask name in the order an unsharded run meets them, before any
-        file: then x.png and x.jpg (one mask x.png, or one output with --format png) fail the same
-        way whichever shards they fall in (before, each shard wrote its own over the other's)."""
-        for job in jobs:
-            for path in (self.options.output / job.rel_output, self._mask_path(job)):
-                if path is not None:
-                    self.claimed.setdefault(path.resolve(), job.source)
-
     def _mask_path(self, job: Job) -> Path | None:
-        save = self.options.save_masks
-        return None if save is None else save / job.rel.parent / f"{job.rel.stem}.png"
+        return mask_path(self.options, job)
 
     def _process(self, job: Job, start: float) -> bool:
         opts = self.options
@@ -270,6 +260,24 @@ class _Run:
             raise InputError(job.source, f"cannot write {display_path(output)}: {exc.reason}") from None
         self.emit(job, "ok", time.perf_counter() - start, coverage=round(coverage, 6))
         return True
+
+
+def mask_path(options: RestoreOptions, job: Job) -> Path | None:
+    """Where ``--save-masks`` puts a job's mask (a PNG named after the input, whatever its format)."""
+    return None if options.save_masks is None else options.save_masks / job.rel.parent / f"{job.rel.stem}.png"
+
+
+def claim_names(options: RestoreOptions, jobs: list[Job]) -> dict[Path, Path]:
+    """Each output and mask path -> the input that claims it: the first in the order an unsharded run
+    meets them. Claimed for every shard's files before any is written, so x.png and x.jpg (one mask
+    x.png, or one output with --format png) fail the same way whichever shards they fall in (before,
+    each shard wrote its own over the other's), and a shard cleans up only temporaries it owns."""
+    claimed: dict[Path, Path] = {}
+    for job in jobs:
+        for path in (options.output / job.rel_output, mask_path(options, job)):
+            if path is not None:
+                claimed.setdefault(path.resolve(), job.source)
+    return claimed
 
 
 def write_recorded(output: Path, image: Image, jpeg_quality: int, mask_out: Path | None, mask: np.ndarray,
@@ -374,10 +382,12 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
         if masks_lock is not None:
             masks_lock.take()
         only_own = shard is not None or single is not None  # other writers' temporaries may be there
-        owned = {
-            options.output: [job.rel_output for job in jobs] if only_own else None,
-            options.save_masks: [job.rel.with_suffix(".png") for job in jobs] if only_own else None,
-        }
+        claimed = claim_names(options, jobs if shard is None else plan_jobs(pairs, options.fmt, options.suffix, None))
+        own_outputs = [job.rel_output for job in jobs
+                       if claimed[(options.output / job.rel_output).resolve()] == job.source]
+        own_masks = [] if options.save_masks is None else [
+            job.rel.with_suffix(".png") for job in jobs if claimed[mask_path(options, job).resolve()] == job.source]
+        owned = {options.output: own_outputs if only_own else None, options.save_masks: own_masks if only_own else None}
         for folder in (options.output, options.save_masks):
             # One file's folder may be any folder (a home directory): not walked, only its own temporaries.
             walk = single is None or folder != options.output
@@ -389,8 +399,7 @@ def restore_files(options: RestoreOptions, json_out: IO[str] | None = None, cons
                         " (sub-folders are read with -r)" if nested else "")
         if method is None:  # after the lock: a concurrent run must exit at once
             method = METHODS[options.method](settings)
-        run = _Run(options, method, json_out)
-        run.claim(jobs if shard is None else plan_jobs(pairs, options.fmt, options.suffix, None))
+        run = _Run(options, method, json_out, claimed)
         try:
             summary = run_batch(_progress(jobs, console, run), run.process, fail_fast=options.fail_fast,
                                 total=len(jobs))
