@@ -160,16 +160,13 @@ class _Run:
         self.emit(job, "failed", time.perf_counter() - start, error=str(error))
         raise error
 
-    def _mask_path(self, job: Job) -> Path | None:
-        return mask_path(self.options, job)
-
     def _process(self, job: Job, start: float) -> bool:
         opts = self.options
         output = opts.output / job.rel_output
         first = self.claimed.setdefault(output.resolve(), job.source)
         if first != job.source:
             raise InputError(job.source, f"would overwrite {display_path(output)}, the output of {display_path(first)}")
-        mask_out = self._mask_path(job)
+        mask_out = mask_path(opts, job)
         if mask_out is not None:  # x.png and x.jpg both have the mask x.png
             first = self.claimed.setdefault(mask_out.resolve(), job.source)
             if mask_out.resolve() == output.resolve():
