@@ -99,18 +99,10 @@ class OutputLock:
         state = self.output / STATE_DIR
         self._take(state / f"lock-of-{count}", exclusive=False)
         for other in state.glob("lock-of-*"):
-            if other.name == f"lock-of-{count}":
-                continue
-            fd = os.open(other, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free unless shards of that count run
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            except BlockingIOError:
+            if other.name != f"lock-of-{count}" and _held(other):  # shards of that count are running
                 raise LockedError(f"{display_path(self.output)} is being written by shards of another count "
                                   f"({other.name.removeprefix('lock-of-')}), which split the files differently "
-                                  f"from --shard .../{count}; wait for them to finish") from None
-            finally:
-                os.close(fd)
+                                  f"from --shard .../{count}; wait for them to finish")
 
     def take(self) -> None:
         """The locks above (if not taken yet), then the folder's own (or its shard's)."""

@@ -245,6 +245,7 @@ class _Run:
         extra = {"input_path": display_path(job.source), "defect_coverage": round(coverage, 6)}
         if output.resolve() != job.source.resolve():
             extra["replaces"] = sidecar.fingerprint(output)
+
         def record_result(finished: Path, fields: dict) -> None:
             sidecar.write(record_file, before, finished, recipe, {**extra, **fields})
 

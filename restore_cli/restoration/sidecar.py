@@ -73,12 +73,12 @@ def _find(root: Path, rel: Path, suffix: str, describes) -> dict[str, Any] | Non
     target = Path(os.path.abspath(root / rel))
     places = [Path(os.path.abspath(root)) / STATE_DIR / (rel.as_posix() + suffix)]
     places += [folder / STATE_DIR / (target.relative_to(folder).as_posix() + suffix) for folder in target.parents]
-    found = []
+    found, exists = [], target.is_file()
     for place in dict.fromkeys(places):  # root's own record comes again among the parents
         record = load(place) if place.is_file() else None
         if record is None:
             continue
-        if target.is_file() and describes(record, target):
+        if exists and describes(record, target):
             return record
         found.append(record)
     return found[0] if found else None
@@ -162,8 +162,11 @@ def mask_not_ours(mask_record: dict[str, Any] | None, result_record: dict[str, A
 
 def write_mask_record(path: Path, finished: Path, mask_path: Path, input_path: str) -> None:
     """Record that the finished mask (still under its temporary name) is about to replace ``mask_path``."""
-    record = {"restore_version": __version__, "input_path": input_path, "mask": fingerprint(finished),
-              "replaces": fingerprint(mask_path)}
+    _save(path, {"restore_version": __version__, "input_path": input_path, "mask": fingerprint(finished),
+                 "replaces": fingerprint(mask_path)})
+
+
+def _save(path: Path, record: dict[str, Any]) -> None:
     write_bytes_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
 
 
@@ -183,4 +186,4 @@ def write(path: Path, before: dict[str, Any], output_path: Path, recipe: dict[st
         "recipe": recipe,
         **extra,
     }
-    write_bytes_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+    _save(path, record)

@@ -455,7 +455,8 @@ def train_mask(
     so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
     at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
-    RunPaths(Path(checkpoint)).check(resume, kind=KIND)
+    run_paths = RunPaths(Path(checkpoint))
+    run_paths.check(resume, kind=KIND)
     started_from = None
     if config.init is not None:  # fine-tune: the weights (and so the architecture) of an earlier model
         model, init_header = load_model(config.init, KIND, build_unet)
@@ -503,7 +504,7 @@ def train_mask(
     resume_key = {k: v for k, v in settings.items() if k not in ("log_every", "eval_every", "checkpoint_every")}
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
-    result = fit(model, optimizer, train_step, batches, loop, RunPaths(Path(checkpoint)), header=header,
+    result = fit(model, optimizer, train_step, batches, loop, run_paths, header=header,
                  evaluate=evaluate, resume_key=resume_key, resume=resume)
     pixels = config.batch * config.crop**2 * result.steps_per_s
     log.info("done: step %d, best val F1 %s at step %s; %.2f steps/s (%.2f Mpx/s) after %.1f s compile; %.0f s",

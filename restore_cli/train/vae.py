@@ -199,7 +199,8 @@ def train_vae(
     so the model, do not depend on it. ``time_limit_s``: stop cleanly after that long; ``stop_at``:
     at that step of the schedule (see :class:`LoopConfig`); ``resume=True`` continues.
     """
-    RunPaths(Path(checkpoint)).check(resume, kind=KIND)
+    run_paths = RunPaths(Path(checkpoint))
+    run_paths.check(resume, kind=KIND)
     train, held_out, described = _sources(dataset, clean, cfg, seed, max_pixels)
     batches = data.Batches(train, cfg.batch, cfg.crop, seed)
     spe = batches.steps_per_epoch
@@ -256,7 +257,7 @@ def train_vae(
         replicate(optimizer, mesh)
     loss_cfg = LossConfig(arch=cfg.arch, weights=cfg.domain_weights, recon=cfg.recon, cross_weight=cfg.cross_weight,
                           align_weight=cfg.align_weight, map_weight=cfg.map_weight, ssim_weight=cfg.ssim_weight, seed=seed)
-    step_fn = StepRecorder(make_step(loss_cfg, mesh), RunPaths(Path(checkpoint)).steps, log_every)
+    step_fn = StepRecorder(make_step(loss_cfg, mesh), run_paths.steps, log_every)
     evaluate = make_evaluator(model, pairs)
     settings = {**cfg.to_dict(), "steps": steps, "seed": seed, "real": display_path(real) if real else None}
     log.info("%s (%s preset): %d parameters, %d steps of %d x %dpx crops (%d per epoch) on %d device(s)",
@@ -274,7 +275,7 @@ def train_vae(
     resume_key["data"] = described["fingerprint"]
     started = time.perf_counter()
     # on_stop, also on Ctrl-C / SIGTERM: fit writes the state of the step it stopped on, and these rows reach it
-    result = fit(model, optimizer, step_fn, make_batch, loop, RunPaths(Path(checkpoint)), on_stop=step_fn.flush,
+    result = fit(model, optimizer, step_fn, make_batch, loop, run_paths, on_stop=step_fn.flush,
                  header=header, evaluate=evaluate, resume_key=resume_key, resume=resume, step_values=step_values)
     log.info("done: step %d, best val PSNR %s dB at step %s; %.2f steps/s after %.1f s compile; %.0f s in all",
              result.step, f"{result.best:.2f}" if result.best is not None else "n/a", result.best_step,
