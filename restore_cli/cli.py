@@ -344,11 +344,12 @@ def evaluate(
 ) -> None:
     """Score restored images (PSNR, SSIM) and detected masks (IoU, F1, precision, recall).
 
-    Results are paired with references by file-name stem (x.png with x.tif). A table goes to
-    stderr; --json writes records on stdout. Example:
+    Results are paired with references by file-name stem (x.png with x.tif; with -r, by the path
+    below each folder). A table goes to stderr; --json writes records on stdout. Examples:
 
     \b
       restore evaluate out/unet out/bm3d --reference data/clean --inputs data/degraded --html report.html
+      restore restore scan.png -o fixed.png | restore evaluate --reference clean.png
     """
     from restore_cli.evaluate import run_evaluation
 
@@ -477,7 +478,7 @@ def restore_command(
     output: Annotated[str, typer.Option(  # str, not Path: Path drops the trailing slash of "-o fixed.png/"
         "--output", "-o", help="Folder for the restored images; for one input file, also the result's own "
                                "name (-o fixed.jpg: its extension picks the format; fixed.jpg/ is a folder).",
-        show_default=False)] = ...,
+        show_default=False, metavar="PATH")] = ...,
     method: Annotated[
         str, typer.Option(help="auto (default: vae when its checkpoint exists, else hybrid), vae (restoration model, "
                                "then inpainting under the learned mask), hybrid (learned mask + inpainting: fast), "
